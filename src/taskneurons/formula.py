@@ -551,7 +551,7 @@ Program = tuple
 
 
 def _is_inner_constant(number: sp.Expr) -> bool:
-    return not (number == 1 or number == -1)
+    return float(number) not in (1.0, -1.0)  # (SymPy >= 1.13: Float(1.0) != Integer(1))
 
 
 def _compile(expr: sp.Expr, constants: list[float]) -> Program:
@@ -770,13 +770,17 @@ class _StrPrinter(StrPrinter):
         return f"abs({self._print(expr.args[0])})"
 
 
+def _latex_number(value: float) -> str:
+    text = _format_number(value)
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return rf"{mantissa} \cdot 10^{{{int(exponent)}}}"
+    return text
+
+
 class _LatexPrinter(LatexPrinter):
     def _print_Float(self, expr):
-        text = _format_number(float(expr))
-        if "e" in text:
-            mantissa, exponent = text.split("e")
-            return rf"{mantissa} \cdot 10^{{{int(exponent)}}}"
-        return text
+        return _latex_number(float(expr))
 
 
 _STR_PRINTER = _StrPrinter({"order": "none"})
@@ -802,9 +806,14 @@ def _canonical_parts(expr: sp.Expr) -> tuple[float, list[tuple[Term, float]]]:
         if not term_expr.has(X):
             constant += value * float(term_expr)
             continue
+        if term_expr.is_Mul:  # pull numeric factors such as sqrt(2) (from sqrt(2*x)) into the coefficient
+            numeric = [a for a in term_expr.args if not a.has(X)]
+            if numeric:
+                value *= float(sp.Mul(*numeric))
+                term_expr = sp.Mul(*[a for a in term_expr.args if a.has(X)])
         if not math.isfinite(value):
             raise FormulaError(f"the coefficient of {term_expr} is not finite")
-        term = Term.from_expr(term_expr)
+        term = Term.from_expr(_float_inner_numbers(term_expr))
         if term.key in merged:  # like terms SymPy kept apart (rare: Float-vs-Rational forms)
             merged[term.key][1] += value
         else:
@@ -817,6 +826,21 @@ def _canonical_parts(expr: sp.Expr) -> tuple[float, list[tuple[Term, float]]]:
                            "a neuron formula must contain x", token="x")
     parts.sort(key=lambda tc: tc[0].sort_key())
     return constant, parts
+
+
+def _float_inner_numbers(expr: sp.Expr) -> sp.Expr:
+    """Write every inner constant as a Float (and +-1 as integers), exponents untouched.
+
+    Makes ``sin(x/2)``, ``sin(0.5*x)`` and ``sin(2*x)``/``sin(2.0*x)`` the same term.
+    """
+    if expr.is_Number:
+        value = float(expr)
+        return sp.Integer(int(value)) if value in (1.0, -1.0) else sp.Float(value)
+    if expr.is_Pow:
+        return sp.Pow(_float_inner_numbers(expr.args[0]), expr.args[1])
+    if not expr.args:
+        return expr
+    return expr.func(*[_float_inner_numbers(a) for a in expr.args])
 
 
 class Formula:
@@ -952,19 +976,19 @@ class Formula:
         return sum(summands) + len(summands) - 1
 
     # -- printing -----------------------------------------------------------------------------
-    def _summands(self, print_term, times: str) -> list[tuple[bool, str]]:
+    def _summands(self, print_term, print_number, times: str) -> list[tuple[bool, str]]:
         out = []
         for term, c in self._parts:
             text = print_term(term)
             magnitude = abs(c)
             if magnitude != 1:
                 if text.startswith("1/"):
-                    text = f"{_format_number(magnitude)}{text[1:]}"
+                    text = f"{print_number(magnitude)}{text[1:]}"
                 else:
-                    text = f"{_format_number(magnitude)}{times}{text}"
+                    text = f"{print_number(magnitude)}{times}{text}"
             out.append((c < 0, text))
         if self._constant != 0:
-            out.append((self._constant < 0, _format_number(abs(self._constant))))
+            out.append((self._constant < 0, print_number(abs(self._constant))))
         return out
 
     @staticmethod
@@ -976,13 +1000,11 @@ class Formula:
         return "".join(pieces)
 
     def __str__(self) -> str:
-        return self._join(self._summands(lambda t: t.key, "*"))
+        return self._join(self._summands(lambda t: t.key, _format_number, "*"))
 
     def latex(self) -> str:
         """LaTeX of the formula, e.g. ``0.068 x^{3} + 0.15 x + 0.76``."""
-        summands = self._summands(lambda t: t.latex(), " ")
-        # `1/` shortcut does not apply to LaTeX fractions; they print as \frac{1}{...} already.
-        return self._join(summands)
+        return self._join(self._summands(lambda t: t.latex(), _latex_number, " "))
 
     def _repr_latex_(self) -> str:
         return f"${self.latex()}$"

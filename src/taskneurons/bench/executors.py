@@ -1,0 +1,141 @@
+"""Run independent benchmark cells in-process, on a local process pool, or on Ray.
+
+Every executor calls the same top-level function on the same payloads and hands each result
+to ``on_result`` in the coordinating process as soon as it arrives, so results can be
+streamed to disk (see :class:`~taskneurons.bench.store.ResultStore`) and an interrupted run
+loses only the cells in flight. Cells compute with one torch thread (see
+:func:`single_threaded`), which makes their numbers identical whichever executor runs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any
+
+from .._progress import progress_bar
+from ..errors import TaskNeuronsError
+
+__all__ = ["run_cells", "single_threaded", "EXECUTORS"]
+
+EXECUTORS = ("local", "ray")
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Compute with one intra-op torch thread inside the block.
+
+    Float reductions split over threads round differently; one thread per cell makes a cell's
+    result independent of the executor and of how many cells run side by side.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def run_cells(
+    payloads: Sequence[Any],
+    function: Callable[[Any], Any],
+    *,
+    on_result: Callable[[Any], None],
+    executor: str = "local",
+    n_jobs: int = 1,
+    address: str | None = None,
+    verbose: bool = False,
+    desc: str = "cells",
+) -> None:
+    """Call ``function(payload)`` for every payload and pass each result to ``on_result``.
+
+    Parameters
+    ----------
+    payloads : sequence
+        Picklable inputs, one per cell.
+    function : callable
+        A module-level (picklable) function; it should catch the errors of its own cell and
+        return them as data, since an exception here stops the whole run.
+    on_result : callable
+        Called in this process with each result, in completion order.
+    executor : {"local", "ray"}
+        ``"local"`` runs in this process when ``n_jobs == 1`` and on a process pool otherwise;
+        ``"ray"`` submits one task per cell to a Ray cluster (``address``) or a local Ray.
+    n_jobs : int
+        Worker processes for ``"local"``; CPUs for a local Ray started here.
+    """
+    if executor not in EXECUTORS:
+        raise TaskNeuronsError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if not isinstance(n_jobs, int) or n_jobs < 1:
+        raise TaskNeuronsError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    if not payloads:
+        return
+    bar = progress_bar(enabled=verbose, desc=desc, total=len(payloads), unit="cell")
+    try:
+        if executor == "ray":
+            _run_ray(payloads, function, on_result, n_jobs, address, bar)
+        elif n_jobs == 1:
+            for payload in payloads:
+                on_result(function(payload))
+                bar.update()
+        else:
+            _run_pool(payloads, function, on_result, n_jobs, bar)
+    finally:
+        bar.close()
+
+
+def _run_pool(payloads, function, on_result, n_jobs, bar) -> None:
+    # "spawn": forking a process that already runs torch threads can deadlock the children.
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=min(n_jobs, len(payloads)), mp_context=context)
+    try:
+        pending = {pool.submit(function, p) for p in payloads}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                on_result(future.result())
+                bar.update()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _call(function: Callable[[Any], Any], payload: Any) -> Any:
+    """Ray task body: lets any importable callable (builtins included) run remotely."""
+    return function(payload)
+
+
+def _run_ray(payloads, function, on_result, n_jobs, address, bar) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise TaskNeuronsError("the ray executor needs Ray: pip install 'taskneurons[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        options: dict[str, Any] = {"ignore_reinit_error": True, "include_dashboard": False,
+                                   "log_to_driver": False}
+        if address:
+            options["address"] = address
+        else:
+            options["num_cpus"] = n_jobs
+        ray.init(**options)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(_call)
+        pending = [remote.remote(function, p) for p in payloads]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                on_result(ray.get(ref))
+                bar.update()
+    except BaseException:
+        for ref in locals().get("pending", []):
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        if started_here:
+            ray.shutdown()

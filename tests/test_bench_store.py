@@ -1,0 +1,125 @@
+"""Result store (resume, torn lines, locking) and executors (local, pool, Ray) give the same cells."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from taskneurons.bench.executors import run_cells, single_threaded
+from taskneurons.bench.store import ResultStore, cell_key
+from taskneurons.errors import DataError, TaskNeuronsError
+
+
+def _record(i, **extra):
+    return {"dataset": "d", "model": "TN", "structure": "S1", "seed": i, "protocol": "fast", **extra}
+
+
+def test_add_skip_and_reload(tmp_path):
+    path = tmp_path / "results.jsonl"
+    with ResultStore(path) as store:
+        assert store.add(_record(0, metric=0.5))
+        assert not store.add(_record(0, metric=0.9))  # same key: never written twice
+        assert store.add(_record(1, metric=float("nan")))  # NaN stored as null, line stays JSON
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2
+    assert json.loads(lines[1])["metric"] is None
+    with ResultStore(path) as store:
+        assert len(store) == 2
+        assert cell_key(_record(0)) in store
+        assert store.get(cell_key(_record(0)))["metric"] == 0.5
+        assert store.missing([cell_key(_record(i)) for i in range(3)]) == [cell_key(_record(2))]
+
+
+def test_torn_last_line_is_dropped_and_appends_stay_clean(tmp_path):
+    path = tmp_path / "results.jsonl"
+    with ResultStore(path) as store:
+        store.add(_record(0))
+        store.add(_record(1))
+    whole = path.read_bytes()
+    path.write_bytes(whole + b'{"dataset": "d", "model": "TN", "struc')  # killed mid-write
+    with ResultStore(path) as store:
+        assert store.dropped_torn_line
+        assert len(store) == 2
+        store.add(_record(2))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["seed"] for r in records] == [0, 1, 2]
+
+
+def test_complete_but_garbled_last_line_is_dropped(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps(_record(0)) + "\n" + '{"broken": \n')
+    with ResultStore(path) as store:
+        assert len(store) == 1
+        store.add(_record(1))
+    assert len(ResultStore.read(path)) == 2
+
+
+def test_duplicate_lines_read_once(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps(_record(0, metric=1)) + "\n" + json.dumps(_record(0, metric=2)) + "\n")
+    assert [r["metric"] for r in ResultStore.read(path)] == [1]
+
+
+def test_second_writer_is_refused(tmp_path):
+    path = tmp_path / "results.jsonl"
+    with ResultStore(path):
+        with pytest.raises(DataError, match="another run is writing"):
+            ResultStore(path).open()
+
+
+def test_record_without_key_fields_is_refused(tmp_path):
+    with ResultStore(tmp_path / "r.jsonl") as store:
+        with pytest.raises(DataError, match="lacks the key field 'seed'"):
+            store.add({"dataset": "d", "model": "m", "structure": "s", "protocol": "p"})
+
+
+def test_killed_writer_keeps_every_finished_line(tmp_path):
+    path = tmp_path / "results.jsonl"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from taskneurons.bench.store import ResultStore
+        with ResultStore({str(path)!r}) as store:
+            for i in range(5):
+                store.add({{"dataset": "d", "model": "TN", "structure": "S1", "seed": i, "protocol": "fast"}})
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert result.returncode == -9
+    with ResultStore(path) as store:  # the lock died with the process
+        assert sorted(r["seed"] for r in store) == [0, 1, 2, 3, 4]
+
+
+def _square(payload):
+    with single_threaded():
+        return {"i": payload, "value": payload * payload, "pid": os.getpid()}
+
+
+@pytest.mark.parametrize(("executor", "n_jobs"), [("local", 1), ("local", 2)])
+def test_local_executors_give_the_same_results(executor, n_jobs):
+    results = []
+    run_cells(list(range(6)), _square, on_result=results.append, executor=executor, n_jobs=n_jobs)
+    assert sorted((r["i"], r["value"]) for r in results) == [(i, i * i) for i in range(6)]
+    if n_jobs > 1:
+        assert all(r["pid"] != os.getpid() for r in results)
+
+
+def test_ray_executor_matches_local():
+    pytest.importorskip("ray")
+    local, remote = [], []
+    # Ray workers import the function by module name: use one any worker can import.
+    run_cells(list(range(8)), math.factorial, on_result=local.append)
+    run_cells(list(range(8)), math.factorial, on_result=remote.append, executor="ray", n_jobs=2)
+    assert sorted(local) == sorted(remote) == sorted(math.factorial(i) for i in range(8))
+
+
+def test_bad_executor_arguments():
+    with pytest.raises(TaskNeuronsError, match="unknown executor 'dask'"):
+        run_cells([1], _square, on_result=print, executor="dask")
+    with pytest.raises(TaskNeuronsError, match="n_jobs must be a positive integer"):
+        run_cells([1], _square, on_result=print, n_jobs=0)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from . import datasets
 from .errors import DataError, FormulaError, ModelFileError, NumericalError, TaskNeuronsError
 from .formula import Formula, Term
 
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Formula",
     "Term",
+    "datasets",
     "FormulaError",
     "DataError",
     "ModelFileError",

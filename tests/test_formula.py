@@ -308,3 +308,12 @@ def test_symbol_is_real():
                                       ("exp(2*x)*3", "3*exp(2.0*x)")])
 def test_equivalent_spellings_are_one_canonical_formula(a, b):
     assert Formula(a) == Formula(b)
+
+
+def test_format_rounds_for_people_and_str_stays_exact():
+    f = Formula("0.068251234*x**3 + sin(1.723456*x) - 0.760098765")
+    assert f.format(3) == "0.0683*x**3 + sin(1.72*x) - 0.76"
+    assert f.format(None) == str(f)
+    assert Formula(str(f)) == f
+    with pytest.raises(ValueError, match="precision"):
+        f.format(0)

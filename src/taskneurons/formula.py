@@ -755,16 +755,25 @@ def _is_torch(x) -> bool:
 # Printing.
 # ---------------------------------------------------------------------------------------------
 
-def _format_number(value: float) -> str:
-    """Shortest text that reads back as the same float; integers without '.0'."""
+def _format_number(value: float, precision: int | None = None) -> str:
+    """Shortest text that reads back as the same float (or ``precision`` significant digits);
+    integers without '.0'."""
+    if precision is not None:
+        return f"{value:.{precision}g}"
     if value == int(value) and abs(value) < 1e16:
         return str(int(value))
     return repr(float(value))
 
 
 class _StrPrinter(StrPrinter):
+    """SymPy's text printer with shortest round-trip floats (or ``precision`` significant digits)."""
+
+    def __init__(self, settings=None, precision: int | None = None):
+        super().__init__(settings)
+        self.precision = precision
+
     def _print_Float(self, expr):
-        return _format_number(float(expr))
+        return _format_number(float(expr), self.precision)
 
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"
@@ -896,7 +905,7 @@ class Formula:
         values = [float(constant), *coefficients]
         if not all(math.isfinite(v) for v in values):
             raise FormulaError("coefficients and constant must be finite numbers")
-        expr = sp.Float(float(constant)) + sp.Add(*[sp.Float(c) * t.expr for t, c in zip(terms, coefficients)])
+        expr = sp.Float(float(constant)) + sp.Add(*[sp.Float(c) * t.expr for t, c in zip(terms, coefficients, strict=False)])
         return cls(expr)
 
     @classmethod
@@ -1002,6 +1011,20 @@ class Formula:
     def __str__(self) -> str:
         return self._join(self._summands(lambda t: t.key, _format_number, "*"))
 
+    def format(self, precision: int | None = 4) -> str:
+        """Text for people: numbers rounded to ``precision`` significant digits.
+
+        ``str(formula)`` is exact (it reads back as the same formula); this is for tables
+        and reports, e.g. ``'0.06825*x**3 + 0.1503*x + 0.7601'``.
+        """
+        if precision is None:
+            return str(self)
+        if not (isinstance(precision, int) and precision >= 1):
+            raise ValueError(f"precision must be a positive integer or None, got {precision!r}")
+        printer = _StrPrinter({"order": "none"}, precision=precision)
+        return self._join(self._summands(lambda t: printer.doprint(t.expr),
+                                         lambda v: _format_number(v, precision), "*"))
+
     def latex(self) -> str:
         """LaTeX of the formula, e.g. ``0.068 x^{3} + 0.15 x + 0.76``."""
         return self._join(self._summands(lambda t: t.latex(), _latex_number, " "))
@@ -1038,7 +1061,7 @@ class Formula:
         """The scalar formula g(x) = c0 + sum_k c_k phi_k(x), elementwise, any shape."""
         phis = self._term_values(x, check=False)
         out = self._constant
-        for (_, c), phi in zip(self._parts, phis):
+        for (_, c), phi in zip(self._parts, phis, strict=False):
             out = out + c * phi
         return out
 
@@ -1095,7 +1118,7 @@ class Formula:
             powers = power_chain(x, degrees) if degrees else {}
             values = [powers[t.power] if t.power is not None else t.evaluate(x) for t in self.terms]
         if check:
-            for term, value in zip(self.terms, values):
+            for term, value in zip(self.terms, values, strict=False):
                 finite = bool(value.isfinite().all()) if _is_torch(value) else bool(np.isfinite(value).all())
                 if not finite:
                     raise NumericalError(f"the term {term} is not finite on the given inputs (outside its "

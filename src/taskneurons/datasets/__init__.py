@@ -23,7 +23,9 @@ from .loader import (
     default_data_dir,
     find_file,
     get_info,
+    infer_task,
     load,
+    read_table,
     with_shape,
 )
 from .paper import MODELS, STRUCTURES, paper_table5, paper_table6, resolve_paper_dir
@@ -70,6 +72,8 @@ __all__ = [
     "cache_dir",
     "with_shape",
     "encode_features",
+    "read_table",
+    "infer_task",
     "categorical_columns",
     # synthetic
     "SYNTHETIC_TRUTHS",

@@ -127,7 +127,8 @@ def find_file(name: str, data_dir: str | os.PathLike | None) -> Path | None:
     return min(matches)[2] if matches else None
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path) -> pd.DataFrame:
+    """Read one ``.csv``, ``.csv.gz`` or ``.parquet`` table; at least two columns (features, target)."""
     if path.name.lower().endswith(".parquet"):
         try:
             frame = pd.read_parquet(path)
@@ -156,8 +157,12 @@ def _is_label_dtype(series: pd.Series) -> bool:
             or not pd.api.types.is_numeric_dtype(series.dtype))
 
 
-def _infer_task(y: pd.Series) -> tuple[str, int | None, str]:
-    """(task, n_classes, reason) for a target column of a file not in the registry."""
+def infer_task(y: pd.Series) -> tuple[str, int | None, str]:
+    """(task, n_classes, reason) for a target column: ``"regression"``, ``"binary"`` or ``"multiclass"``.
+
+    Labels (strings, booleans, categoricals) and integer targets with 2..MAX_INFERRED_CLASSES
+    distinct values are classification; every other numeric target is regression.
+    """
     values = y.dropna()
     n_unique = int(values.nunique())
     if _is_label_dtype(y):
@@ -186,7 +191,7 @@ def _sidecar(path: Path) -> dict:
 
 def _infer_info(name: str, frame: pd.DataFrame, path: Path) -> DatasetInfo:
     y = frame.iloc[:, -1]
-    task, n_classes, reason = _infer_task(y)
+    task, n_classes, reason = infer_task(y)
     override = _sidecar(path).get("task")
     if override is not None:
         if override == "classification":
@@ -241,7 +246,7 @@ def get_info(name: str, data_dir: str | os.PathLike | None = None) -> DatasetInf
     path = find_file(name, folder)
     if path is None:
         lookup(name)  # raises the "unknown dataset" error, with suggestions
-    return _infer_info(_stem_of(path), _read_table(path), path)
+    return _infer_info(_stem_of(path), read_table(path), path)
 
 
 def _as_categories(X: pd.DataFrame, info: DatasetInfo) -> pd.DataFrame:
@@ -430,7 +435,7 @@ def load(
                 f"fetching {_source_text(info)} failed ({type(exc).__name__}: {exc})",
             ) from exc
 
-    frame = _read_table(path)
+    frame = read_table(path)
     if info is None:
         info = _infer_info(_stem_of(path), frame, path)
     X = _as_categories(frame.iloc[:, :-1], info)

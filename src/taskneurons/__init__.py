@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
-from . import datasets
+from . import datasets, nn
 from .errors import DataError, FormulaError, ModelFileError, NumericalError, TaskNeuronsError
+from .estimators import TaskNeuronClassifier, TaskNeuronRegressor
 from .formula import Formula, Term
+from .persistence import load
 
 __version__ = "0.1.0"
 
@@ -16,6 +18,10 @@ __all__ = [
     "Formula",
     "Term",
     "datasets",
+    "nn",
+    "TaskNeuronRegressor",
+    "TaskNeuronClassifier",
+    "load",
     "FormulaError",
     "DataError",
     "ModelFileError",

@@ -1,0 +1,395 @@
+"""scikit-learn estimators that discover a task-based neuron and train a network of it in one fit.
+
+``TaskNeuronRegressor`` and ``TaskNeuronClassifier`` run the paper's two steps:
+
+1. **Discover** (``formula="auto"``): vectorized symbolic regression on the training data, in
+   the same scaled input space the network sees, finds the formula g shared by all inputs.
+2. **Parameterize and train**: a :class:`~taskneurons.nn.TaskMLP` whose task-based layers use
+   g's terms (outer coefficients become weight matrices, inner constants learnable per input)
+   is trained by :func:`~taskneurons.training.fit_module`.
+
+``formula="x"`` gives the ordinary linear-neuron MLP (the paper's LN baseline) through the
+very same code path, so comparisons differ only in the neuron.
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .errors import DataError, FormulaError
+from .formula import Formula
+from .preprocessing import CATEGORICAL_ENCODINGS, SCALINGS, TabularEncoder, TargetScaler, _is_dataframe
+
+__all__ = ["TaskNeuronRegressor", "TaskNeuronClassifier"]
+
+TASK_LAYERS = ("first", "hidden", "all")
+
+
+def _has_text_columns(X) -> bool:
+    from .preprocessing import _is_categorical_column
+
+    return _is_dataframe(X) and any(_is_categorical_column(X.iloc[:, i]) for i in range(X.shape[1]))
+
+
+class _TaskNeuronBase(BaseEstimator):
+    """Shared parameters and fit logic; see the two public subclasses for the documentation."""
+
+    _loss: str
+    _is_classifier: bool
+
+    def __init__(
+        self,
+        hidden_layer_sizes: Sequence[int] = (64, 32),
+        formula: str | Formula = "auto",
+        *,
+        vsr: Any = None,
+        task_layers: str = "hidden",
+        parameter_budget: str | int | None = None,
+        activation: str = "relu",
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        batch_size: int | str = "auto",
+        max_epochs: int = 200,
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        patience: int = 20,
+        scale_X: str | None = "minmax",
+        categorical: str = "onehot",
+        input_clip: float | None = 10.0,
+        random_state: int | np.random.RandomState | None = None,
+        device: str = "auto",
+        verbose: bool = False,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.formula = formula
+        self.vsr = vsr
+        self.task_layers = task_layers
+        self.parameter_budget = parameter_budget
+        self.activation = activation
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.scale_X = scale_X
+        self.categorical = categorical
+        self.input_clip = input_clip
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # -- parameter checks ---------------------------------------------------------------------
+    def _check_params(self) -> tuple[int, ...]:
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, numbers.Integral):
+            sizes = (int(sizes),)
+        try:
+            sizes = tuple(int(s) for s in sizes)
+        except (TypeError, ValueError):
+            raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers, got "
+                             f"{self.hidden_layer_sizes!r}") from None
+        if any(s < 1 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive, got {sizes}")
+        if self.task_layers not in TASK_LAYERS:
+            raise ValueError(f"task_layers must be one of {TASK_LAYERS}, got {self.task_layers!r}")
+        if self.scale_X not in SCALINGS:
+            raise ValueError(f"scale_X must be one of {SCALINGS}, got {self.scale_X!r}")
+        if self.categorical not in CATEGORICAL_ENCODINGS:
+            raise ValueError(f"categorical must be one of {CATEGORICAL_ENCODINGS}, got {self.categorical!r}")
+        budget = self.parameter_budget
+        if not (budget is None or budget == "linear" or (isinstance(budget, numbers.Integral) and budget > 0)):
+            raise ValueError(f"parameter_budget must be None, 'linear' or a positive integer, got {budget!r}")
+        if not (isinstance(self.batch_size, numbers.Integral) and self.batch_size > 0) and self.batch_size != "auto":
+            raise ValueError(f"batch_size must be a positive integer or 'auto', got {self.batch_size!r}")
+        if not (isinstance(self.max_epochs, numbers.Integral) and self.max_epochs > 0):
+            raise ValueError(f"max_epochs must be a positive integer, got {self.max_epochs!r}")
+        return sizes
+
+    def _resolve_formula(self, X: np.ndarray, y: np.ndarray, seed: int) -> Formula:
+        spec = self.formula
+        if isinstance(spec, str) and spec == "auto":
+            self.vsr_ = self._make_vsr(seed).fit(X, y)
+            return self.vsr_.formula_
+        self.vsr_ = None
+        if isinstance(spec, (str, Formula)):
+            return Formula(spec)
+        raise FormulaError(f"formula must be 'auto', formula text such as '2*x**2 + x', 'x' or a "
+                           f"Formula; got {type(spec).__name__}")
+
+    def _make_vsr(self, seed: int):
+        from .vsr import VSR
+
+        if self.vsr is None:
+            vsr = VSR()
+        elif isinstance(self.vsr, dict):
+            vsr = VSR(**self.vsr)
+        elif isinstance(self.vsr, BaseEstimator):
+            vsr = clone(self.vsr)
+        else:
+            raise ValueError(f"vsr must be None, a dict of VSR parameters or a VSR instance, got {self.vsr!r}")
+        # The network's inputs are already scaled by this estimator: discover in that space.
+        overrides = {"scale": None, "verbose": self.verbose}
+        params = vsr.get_params(deep=False)
+        if params.get("random_state") is None:
+            overrides["random_state"] = seed
+        if self._is_classifier and "task" in params:
+            overrides["task"] = "classification"
+        return vsr.set_params(**{k: v for k, v in overrides.items() if k in params})
+
+    def _layer_formulas(self, formula: Formula, n_hidden: int) -> list[Formula]:
+        linear = Formula("x")
+        if self.task_layers == "first":
+            return [formula] + [linear] * n_hidden
+        if self.task_layers == "hidden":
+            return [formula] * n_hidden + [linear]
+        return [formula] * (n_hidden + 1)
+
+    def _hidden_sizes(self, sizes: tuple[int, ...], n_in: int, n_out: int, formulas: list[Formula]):
+        from .nn import count_parameters, match_parameters
+
+        budget = self.parameter_budget
+        if budget is None:
+            return sizes
+        if budget == "linear":
+            budget = count_parameters(n_in, sizes, n_out, "x")
+        return match_parameters(n_in, n_out, sizes, formulas, budget=budget)
+
+    # -- fitting ------------------------------------------------------------------------------
+    def _fit(self, X, y):
+        from .nn import TaskMLP
+        from .training import fit_module
+
+        sizes = self._check_params()
+        start = time.perf_counter()
+        text_columns = _has_text_columns(X)
+        X_checked, y_checked = validate_data(
+            self, X, y, reset=True, dtype=None if text_columns else "numeric",
+            ensure_all_finite=not text_columns, multi_output=not self._is_classifier,
+            y_numeric=not self._is_classifier,
+            ensure_min_samples=2,
+        )
+        self.encoder_ = TabularEncoder(self.scale_X, self.categorical, self.input_clip)
+        X_scaled = self.encoder_.fit_transform(X if text_columns else X_checked)
+        target, n_out = self._prepare_target(y_checked)
+
+        rng = check_random_state(self.random_state)
+        seed_vsr, seed_init, seed_train = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
+        self.formula_ = self._resolve_formula(X_scaled, self._vsr_target(y_checked, target), seed_vsr)
+        formulas = self._layer_formulas(self.formula_, len(sizes))
+        self.hidden_layer_sizes_ = self._hidden_sizes(sizes, X_scaled.shape[1], n_out, formulas)
+        self.layer_formulas_ = formulas
+        generator = torch.Generator().manual_seed(seed_init)
+        network = TaskMLP(X_scaled.shape[1], list(self.hidden_layer_sizes_), n_out, formulas,
+                          activation=self.activation, generator=generator)
+        batch_size = self.batch_size if self.batch_size != "auto" else int(np.clip(len(X_scaled) // 100, 32, 512))
+        result = fit_module(
+            network, X_scaled.astype(np.float32), target, loss=self._loss, optimizer=self.optimizer,
+            learning_rate=self.learning_rate, weight_decay=self.weight_decay, batch_size=batch_size,
+            max_epochs=self.max_epochs, early_stopping=self.early_stopping and len(X_scaled) >= 10,
+            validation_fraction=self.validation_fraction, patience=self.patience,
+            random_state=seed_train, device=self.device, verbose=self.verbose,
+        )
+        self.network_ = result.module
+        self.history_ = result.history.to_frame()
+        self.n_epochs_ = result.n_epochs
+        self.n_parameters_ = sum(p.numel() for p in self.network_.parameters())
+        self.fit_time_ = time.perf_counter() - start
+        return self
+
+    def _network_outputs(self, X) -> np.ndarray:
+        from .training import predict_module
+
+        check_is_fitted(self, "network_")
+        text_columns = _has_text_columns(X)
+        X_checked = validate_data(self, X, reset=False, dtype=None if text_columns else "numeric",
+                                  ensure_all_finite=not text_columns)
+        X_scaled = self.encoder_.transform(X if text_columns else X_checked)
+        out = predict_module(self.network_, X_scaled.astype(np.float32))
+        return out.detach().cpu().double().numpy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the fitted model to ``path`` (safetensors + JSON metadata; no pickle)."""
+        from .persistence import save_estimator
+
+        save_estimator(self, path)
+
+
+class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
+    """Regression with a network of task-based neurons discovered from the data.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : sequence of int, default (64, 32)
+        Widths of the hidden layers (before any ``parameter_budget`` shrinking).
+    formula : "auto", str or Formula, default "auto"
+        ``"auto"`` runs VSR on the scaled training inputs to discover the neuron; formula text
+        (``"0.068*x**3 + 0.15*x + 0.76"``) or a Formula fixes it; ``"x"`` is the linear-neuron
+        baseline (an ordinary MLP).
+    vsr : None, dict or VSR, default None
+        Settings of the discovery step (a dict of VSR parameters or a VSR instance, cloned).
+        Its scaling is switched off: it runs on the inputs as this estimator scales them.
+    task_layers : {"hidden", "first", "all"}, default "hidden"
+        Which layers use the task-based neuron: every hidden layer (the output layer stays
+        linear), only the first layer, or all layers including the output.
+    parameter_budget : None, "linear" or int, default None
+        ``"linear"`` shrinks the hidden widths (by one common factor) so that the network has
+        no more parameters than the linear-neuron network of ``hidden_layer_sizes`` — the
+        paper's comparison; an integer is an explicit budget.
+    activation : str, default "relu"
+    optimizer : {"adam", "adamw", "rmsprop", "sgd"}, default "adam"
+    learning_rate, weight_decay : float
+    batch_size : int or "auto", default "auto"
+        ``"auto"`` is ``n_samples // 100`` clipped to [32, 512].
+    max_epochs : int, default 200
+    early_stopping : bool, default True
+        Hold out ``validation_fraction`` of the training rows; stop after ``patience`` epochs
+        without improvement and restore the best weights.
+    scale_X : {"minmax", "standard", None}, default "minmax"
+        ``"minmax"`` maps every feature to [-1, 1] (the paper's preprocessing).
+    scale_y : {"standard", "minmax", None}, default "standard"
+        Targets are scaled for training and mapped back in ``predict``.
+    categorical : {"onehot", "ordinal"}, default "onehot"
+        Encoding of text/categorical DataFrame columns.
+    input_clip : float or None, default 10
+        Scaled inputs are clipped to [-input_clip, input_clip]: a guard against far outliers
+        at prediction time being raised to high powers.
+    random_state : int, RandomState or None
+        Seeds VSR, the initial weights, the validation split and the shuffling.
+    device : {"auto", "cpu", "cuda"}, default "auto"
+    verbose : bool, default False
+        Progress bars for discovery and training.
+
+    Attributes
+    ----------
+    formula_ : Formula
+        The neuron (in the scaled input space).
+    network_ : TaskMLP
+        The trained torch module.
+    history_ : pandas.DataFrame
+        Per-epoch train loss, validation loss and metric.
+    n_parameters_ : int
+    fit_time_ : float
+        Seconds for the whole fit (discovery included).
+    vsr_ : VSR or None
+        The fitted discovery step when ``formula="auto"``.
+    hidden_layer_sizes_ : tuple of int
+        The widths actually used.
+    """
+
+    _loss = "mse"
+    _is_classifier = False
+
+    def __init__(self, hidden_layer_sizes=(64, 32), formula="auto", *, vsr=None, task_layers="hidden",
+                 parameter_budget=None, activation="relu", optimizer="adam", learning_rate=1e-3,
+                 weight_decay=0.0, batch_size="auto", max_epochs=200, early_stopping=True,
+                 validation_fraction=0.1, patience=20, scale_X="minmax", scale_y="standard",
+                 categorical="onehot", input_clip=10.0, random_state=None, device="auto", verbose=False):
+        super().__init__(
+            hidden_layer_sizes, formula, vsr=vsr, task_layers=task_layers, parameter_budget=parameter_budget,
+            activation=activation, optimizer=optimizer, learning_rate=learning_rate,
+            weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
+            early_stopping=early_stopping, validation_fraction=validation_fraction, patience=patience,
+            scale_X=scale_X, categorical=categorical, input_clip=input_clip, random_state=random_state,
+            device=device, verbose=verbose)
+        self.scale_y = scale_y
+
+    def _prepare_target(self, y: np.ndarray) -> tuple[np.ndarray, int]:
+        y = np.asarray(y, dtype=float)
+        self._single_output = y.ndim == 1
+        y2 = y.reshape(len(y), -1)
+        self.n_outputs_ = y2.shape[1]
+        self.target_scaler_ = TargetScaler(self.scale_y)
+        return self.target_scaler_.fit_transform(y2).astype(np.float32), self.n_outputs_
+
+    def _vsr_target(self, y: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return np.asarray(y, dtype=float)
+
+    def fit(self, X, y) -> TaskNeuronRegressor:
+        """Discover the neuron (if ``formula="auto"``) and train the network.
+
+        X : array-like or DataFrame, shape (n_samples, n_features); y : (n_samples,) or (n_samples, n_outputs).
+        """
+        return self._fit(X, y)
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions in the units of y: shape (n_samples,) or (n_samples, n_outputs)."""
+        outputs = self._network_outputs(X)  # checks fitted first
+        out = self.target_scaler_.inverse_transform(outputs)
+        return out[:, 0] if self._single_output else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class TaskNeuronClassifier(ClassifierMixin, _TaskNeuronBase):
+    """Classification with a network of task-based neurons discovered from the data.
+
+    Labels may be of any type (strings too); binary and multiclass problems use a softmax
+    output and the cross-entropy loss. Discovery (``formula="auto"``) runs VSR with
+    ``task="classification"`` (one-hot targets, shared terms).
+
+    Parameters are those of :class:`TaskNeuronRegressor` without ``scale_y``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    formula_, network_, history_, n_parameters_, fit_time_, vsr_, hidden_layer_sizes_
+        As in :class:`TaskNeuronRegressor`.
+    """
+
+    _loss = "cross_entropy"
+    _is_classifier = True
+
+    def _prepare_target(self, y: np.ndarray) -> tuple[np.ndarray, int]:
+        if np.ndim(y) != 1:
+            raise DataError(f"y must be 1-D class labels for TaskNeuronClassifier, got shape {np.shape(y)}")
+        check_classification_targets(y)
+        self._label_encoder = LabelEncoder()
+        codes = self._label_encoder.fit_transform(y)
+        self.classes_ = self._label_encoder.classes_
+        if len(self.classes_) < 2:
+            raise DataError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least two")
+        return codes.astype(np.int64), len(self.classes_)
+
+    def _vsr_target(self, y: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return target  # class indices; VSR(task="classification") one-hot encodes them
+
+    def fit(self, X, y) -> TaskNeuronClassifier:
+        """Discover the neuron (if ``formula="auto"``) and train the network.
+
+        X : array-like or DataFrame, shape (n_samples, n_features); y : (n_samples,) labels.
+        """
+        return self._fit(X, y)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), columns ordered as ``classes_``."""
+        logits = torch.from_numpy(self._network_outputs(X))
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels, shape (n_samples,), of the same type as the training labels."""
+        outputs = self._network_outputs(X)  # checks fitted first
+        return self.classes_[np.argmax(outputs, axis=1)]

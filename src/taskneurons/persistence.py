@@ -1,0 +1,269 @@
+"""Model files: safetensors tensors plus JSON metadata, never pickle.
+
+A ``.tn`` file is a `safetensors <https://github.com/huggingface/safetensors>`_ file: an
+8-byte header length, a JSON header, raw tensor bytes. Loading parses JSON and copies bytes —
+there is no code path that unpickles or imports anything named in the file. The header's
+metadata carries:
+
+* ``format`` = ``"taskneurons.model"`` and an integer ``version`` (a newer version is refused
+  with a message asking to upgrade);
+* the estimator class (one of a fixed whitelist), its JSON-safe parameters and fitted state
+  (formulas as :meth:`Formula.to_dict` records, re-read by the safe formula parser);
+* ``tensors_sha256``: a SHA-256 over every tensor's name, dtype, shape and bytes, checked on
+  load, so a truncated or tampered file is refused instead of silently predicting garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ModelFileError
+
+__all__ = ["save_estimator", "load", "FORMAT_NAME", "FORMAT_VERSION"]
+
+FORMAT_NAME = "taskneurons.model"
+FORMAT_VERSION = 1
+_METADATA_KEY = "taskneurons"
+_MAX_HEADER_BYTES = 64 * 1024 * 1024
+
+
+def _estimator_classes() -> dict[str, type]:
+    from .estimators import TaskNeuronClassifier, TaskNeuronRegressor
+
+    return {"TaskNeuronRegressor": TaskNeuronRegressor, "TaskNeuronClassifier": TaskNeuronClassifier}
+
+
+def _tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _json_param(value: Any) -> Any:
+    """Parameters as JSON; objects that are not plain data are kept as a marked repr."""
+    from .formula import Formula
+
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else {"__repr__": repr(value)}
+    if isinstance(value, (list, tuple)):
+        return [_json_param(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _json_param(v) for k, v in value.items()}
+    if isinstance(value, Formula):
+        return str(value)
+    if hasattr(value, "get_params") and type(value).__name__ == "VSR":
+        return {"__vsr__": _json_param(value.get_params(deep=False))}
+    return {"__repr__": repr(value)}
+
+
+def _labels_to_json(classes: np.ndarray) -> dict[str, Any]:
+    kind = classes.dtype.kind
+    if kind in "iu":
+        return {"kind": "int", "values": [int(c) for c in classes]}
+    if kind == "b":
+        return {"kind": "bool", "values": [bool(c) for c in classes]}
+    if kind == "f":
+        return {"kind": "float", "values": [float(c) for c in classes]}
+    if all(isinstance(c, str) for c in classes):
+        return {"kind": "str", "values": [str(c) for c in classes]}
+    raise ModelFileError(f"cannot save class labels of type {classes.dtype}; use int, float, bool or str labels")
+
+
+def _labels_from_json(record: dict[str, Any]) -> np.ndarray:
+    kinds = {"int": np.int64, "bool": bool, "float": np.float64, "str": object}
+    if record.get("kind") not in kinds:
+        raise ModelFileError(f"unknown label kind {record.get('kind')!r} in the model file")
+    return np.asarray(record["values"], dtype=kinds[record["kind"]])
+
+
+def save_estimator(estimator, path: str | os.PathLike) -> None:
+    """Write a fitted TaskNeuronRegressor/Classifier to ``path``."""
+    from safetensors.torch import save_file
+    from sklearn.utils.validation import check_is_fitted
+
+    name = type(estimator).__name__
+    if name not in _estimator_classes():
+        raise ModelFileError(f"save() supports TaskNeuronRegressor and TaskNeuronClassifier, not {name}")
+    check_is_fitted(estimator, "network_")
+    tensors: dict[str, torch.Tensor] = {
+        f"network/{k}": v.detach().cpu().contiguous() for k, v in estimator.network_.state_dict().items()
+    }
+    encoder_meta, encoder_arrays = estimator.encoder_.get_state()
+    tensors.update({f"encoder/{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in encoder_arrays.items()})
+    fitted: dict[str, Any] = {
+        "formula": estimator.formula_.to_dict(),
+        "layer_formulas": [f.to_dict() for f in estimator.layer_formulas_],
+        "hidden_layer_sizes": [int(h) for h in estimator.hidden_layer_sizes_],
+        "n_features_in": int(estimator.n_features_in_),
+        "feature_names_in": [str(c) for c in estimator.feature_names_in_]
+        if hasattr(estimator, "feature_names_in_") else None,
+        "encoder": encoder_meta,
+        "n_parameters": int(estimator.n_parameters_),
+        "fit_time": float(estimator.fit_time_),
+        "n_epochs": int(estimator.n_epochs_),
+        "history": json.loads(estimator.history_.to_json(orient="records")),
+        "dtype": str(next(estimator.network_.parameters()).dtype).replace("torch.", ""),
+    }
+    if hasattr(estimator, "classes_"):
+        fitted["classes"] = _labels_to_json(np.asarray(estimator.classes_))
+    if hasattr(estimator, "target_scaler_"):
+        target_meta, target_arrays = estimator.target_scaler_.get_state()
+        fitted["target_scaler"] = target_meta
+        fitted["n_outputs"] = int(estimator.n_outputs_)
+        fitted["single_output"] = bool(estimator._single_output)
+        tensors.update({f"target/{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in target_arrays.items()})
+    from . import __version__
+
+    meta = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "library_version": __version__,
+        "estimator": name,
+        "params": {k: _json_param(v) for k, v in estimator.get_params(deep=False).items()},
+        "fitted": fitted,
+        "tensors_sha256": _tensors_digest(tensors),
+    }
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={_METADATA_KEY: json.dumps(meta, allow_nan=False)})
+    os.replace(tmp, path)  # never leave a half-written model under the final name
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    """Parse the safetensors JSON header ourselves: cheap, strict, and it imports nothing."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise ModelFileError(f"{path} is not a taskneurons model file (too short)")
+        header_len = int.from_bytes(prefix, "little")
+        if header_len <= 0 or header_len > min(_MAX_HEADER_BYTES, size - 8):
+            raise ModelFileError(f"{path} is not a taskneurons model file (no safetensors header); "
+                                 "model files are written by estimator.save()")
+        raw = handle.read(header_len)
+    try:
+        header = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ModelFileError(f"{path} is not a taskneurons model file (unreadable header)") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path} is not a taskneurons model file (unexpected header)")
+    return header
+
+
+def load(path: str | os.PathLike):
+    """Load a model written by ``estimator.save(path)``.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, not a taskneurons model, damaged (checksum mismatch, truncated),
+        or was written by a newer format version.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"no model file at {path}; pass the path given to estimator.save()")
+    header = _read_header(path)
+    text = (header.get("__metadata__") or {}).get(_METADATA_KEY)
+    if not isinstance(text, str):
+        raise ModelFileError(f"{path} is a safetensors file but not a taskneurons model (no taskneurons metadata)")
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError:
+        raise ModelFileError(f"{path}: the taskneurons metadata is damaged (not JSON)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{path} is not a taskneurons model file (format {meta.get('format')!r})")
+    version = meta.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{path} was written by a newer taskneurons (model format {version}, this "
+                             f"version reads up to {FORMAT_VERSION}); upgrade taskneurons to load it")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: the tensor data are damaged or truncated ({exc})") from None
+    if _tensors_digest(tensors) != meta.get("tensors_sha256"):
+        raise ModelFileError(f"{path}: tensor checksum mismatch; the file was modified or damaged")
+    try:
+        return _rebuild(meta, tensors)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: the model description is inconsistent ({type(exc).__name__}: {exc})") from None
+
+
+def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
+    from .formula import Formula
+    from .nn import TaskMLP
+    from .preprocessing import TabularEncoder, TargetScaler
+
+    classes = _estimator_classes()
+    if meta.get("estimator") not in classes:
+        raise ModelFileError(f"unknown estimator {meta.get('estimator')!r} in the model file")
+    cls = classes[meta["estimator"]]
+    defaults = cls().get_params(deep=False)
+    params = {}
+    for key, value in meta["params"].items():
+        if key not in defaults:
+            raise ModelFileError(f"unknown parameter {key!r} for {cls.__name__} in the model file")
+        if isinstance(value, dict) and "__repr__" in value:
+            value = defaults[key]  # not plain data (e.g. a RandomState); only mattered for fitting
+        elif isinstance(value, dict) and "__vsr__" in value:
+            value = dict(value["__vsr__"])
+        elif isinstance(value, list) and isinstance(defaults[key], tuple):
+            value = tuple(value)  # JSON has no tuples: give back what get_params() showed
+        params[key] = value
+    estimator = cls(**params)
+    fitted = meta["fitted"]
+
+    estimator.formula_ = Formula.from_dict(fitted["formula"])
+    estimator.layer_formulas_ = [Formula.from_dict(f) for f in fitted["layer_formulas"]]
+    estimator.hidden_layer_sizes_ = tuple(int(h) for h in fitted["hidden_layer_sizes"])
+    estimator.n_features_in_ = int(fitted["n_features_in"])
+    if fitted.get("feature_names_in") is not None:
+        estimator.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
+    arrays = {k.split("/", 1)[1]: v.numpy() for k, v in tensors.items() if k.startswith("encoder/")}
+    estimator.encoder_ = TabularEncoder.from_state(fitted["encoder"], arrays)
+    if "classes" in fitted:
+        estimator.classes_ = _labels_from_json(fitted["classes"])
+        n_out = len(estimator.classes_)
+    else:
+        arrays = {k.split("/", 1)[1]: v.numpy() for k, v in tensors.items() if k.startswith("target/")}
+        estimator.target_scaler_ = TargetScaler.from_state(fitted["target_scaler"], arrays)
+        estimator.n_outputs_ = n_out = int(fitted["n_outputs"])
+        estimator._single_output = bool(fitted["single_output"])
+    n_in = len(estimator.encoder_.scale_)
+    dtype = getattr(torch, fitted.get("dtype", "float32"))
+    if not isinstance(dtype, torch.dtype):
+        raise ModelFileError(f"unknown dtype {fitted.get('dtype')!r} in the model file")
+    network = TaskMLP(n_in, list(estimator.hidden_layer_sizes_), n_out, estimator.layer_formulas_,
+                      activation=params.get("activation", "relu"), dtype=dtype)
+    state = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("network/")}
+    network.load_state_dict(state, strict=True)
+    estimator.network_ = network.eval()
+    estimator.n_parameters_ = int(fitted["n_parameters"])
+    estimator.fit_time_ = float(fitted["fit_time"])
+    estimator.n_epochs_ = int(fitted["n_epochs"])
+    import pandas as pd
+
+    estimator.history_ = pd.DataFrame(fitted.get("history") or [])
+    estimator.vsr_ = None
+    return estimator

@@ -1,0 +1,249 @@
+"""Tabular input encoding and scaling with a small, explicit, JSON-serialisable state.
+
+The estimators turn whatever table they are given (a numeric array, or a DataFrame with
+string/categorical columns such as abalone's ``Sex``) into the float matrix the network
+sees. The state is kept as plain lists and arrays rather than fitted scikit-learn objects so
+a model file can store it as JSON + tensors and load it without unpickling anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+
+__all__ = ["TabularEncoder", "TargetScaler", "SCALINGS", "CATEGORICAL_ENCODINGS"]
+
+SCALINGS = ("minmax", "standard", None)
+CATEGORICAL_ENCODINGS = ("onehot", "ordinal")
+
+
+def _is_dataframe(X) -> bool:
+    return hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "iloc")
+
+
+def _is_categorical_column(series) -> bool:
+    """Text and categorical columns need encoding; booleans are used as the numbers 0/1."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return False
+    return isinstance(dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(dtype)
+
+
+def _categories(series) -> list[str]:
+    """Declared order for pandas categoricals (diamonds' cut: Fair < ... < Ideal), else sorted."""
+    import pandas as pd
+
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return [str(c) for c in series.dtype.categories]
+    return sorted({str(v) for v in series if not _missing(v)})
+
+
+class TabularEncoder:
+    """Encode categorical columns, scale every column, and clip extreme values.
+
+    Parameters
+    ----------
+    scale : {"minmax", "standard", None}
+        ``"minmax"`` maps each training column to [-1, 1] (the paper's preprocessing; the
+        natural domain of polynomial neurons), ``"standard"`` to zero mean and unit variance.
+    categorical : {"onehot", "ordinal"}
+        How string/categorical DataFrame columns become numbers (booleans are 0/1). One-hot columns get
+        one 0/1 column per category seen in training; unseen categories at transform time
+        encode as all zeros (one-hot) or -1 (ordinal).
+    clip : float or None
+        After scaling, values are clipped to [-clip, clip]. Training data lie in [-1, 1]
+        under minmax, so this only touches far outliers at prediction time, where a degree-7
+        neuron would otherwise turn a 100x outlier into 1e14 and overflow float32.
+
+    Attributes (after ``fit``)
+    --------------------------
+    n_features_in_ : int
+    feature_names_in_ : list of str or None
+    feature_names_out_ : list of str
+    categories_ : dict column name -> list of categories (as strings)
+    """
+
+    def __init__(self, scale: str | None = "minmax", categorical: str = "onehot", clip: float | None = 10.0):
+        if scale not in SCALINGS:
+            raise DataError(f"scale must be one of {SCALINGS}, got {scale!r}")
+        if categorical not in CATEGORICAL_ENCODINGS:
+            raise DataError(f"categorical must be one of {CATEGORICAL_ENCODINGS}, got {categorical!r}")
+        if clip is not None and not (isinstance(clip, (int, float)) and clip > 0):
+            raise DataError(f"clip must be a positive number or None, got {clip!r}")
+        self.scale = scale
+        self.categorical = categorical
+        self.clip = clip
+
+    # -- fitting ------------------------------------------------------------------------------
+    def fit_transform(self, X) -> np.ndarray:
+        if _is_dataframe(X):
+            self.feature_names_in_ = [str(c) for c in X.columns]
+            if len(set(self.feature_names_in_)) != len(self.feature_names_in_):
+                duplicated = sorted({c for c in self.feature_names_in_ if self.feature_names_in_.count(c) > 1})
+                raise DataError(f"duplicated column names {duplicated}; give every column a unique name")
+            self.categories_ = {
+                name: _categories(X.iloc[:, i])
+                for i, name in enumerate(self.feature_names_in_) if _is_categorical_column(X.iloc[:, i])
+            }
+        else:
+            self.feature_names_in_ = None
+            self.categories_ = {}
+        self.n_features_in_ = X.shape[1]
+        raw = self._encode(X)
+        if self.scale == "minmax":
+            # Halves first: high - low overflows for columns near +-1.8e308, high/2 - low/2 never does.
+            low, high = raw.min(axis=0), raw.max(axis=0)
+            half_span, middle = high / 2 - low / 2, low / 2 + high / 2
+            self.scale_ = 1.0 / np.where(half_span > 0, half_span, 1.0)
+            self.offset_ = -middle * self.scale_  # a constant column maps to 0, the centre of [-1, 1]
+        elif self.scale == "standard":
+            with np.errstate(over="ignore", invalid="ignore"):
+                mean, std = raw.mean(axis=0), raw.std(axis=0)
+            if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+                raise DataError("X has values so large that their mean or variance overflows float64; "
+                                "rescale those columns or use scale='minmax'")
+            self.scale_ = 1.0 / np.where(std > 0, std, 1.0)
+            self.offset_ = -mean * self.scale_
+        else:
+            self.scale_ = np.ones(raw.shape[1])
+            self.offset_ = np.zeros(raw.shape[1])
+        return self._finish(raw)
+
+    def transform(self, X) -> np.ndarray:
+        if X.shape[1] != self.n_features_in_:
+            raise DataError(f"X has {X.shape[1]} features, but the model was fitted with "
+                            f"{self.n_features_in_}; pass the same columns as in fit")
+        if self.feature_names_in_ is not None and _is_dataframe(X):
+            names = [str(c) for c in X.columns]
+            if names != self.feature_names_in_:
+                raise DataError(f"X has columns {names}, but the model was fitted with "
+                                f"{self.feature_names_in_}; pass the same columns in the same order")
+        return self._finish(self._encode(X))
+
+    def _finish(self, raw: np.ndarray) -> np.ndarray:
+        out = raw * self.scale_ + self.offset_
+        if self.clip is not None:
+            np.clip(out, -self.clip, self.clip, out=out)
+        return out
+
+    # -- encoding -----------------------------------------------------------------------------
+    @property
+    def feature_names_out_(self) -> list[str]:
+        names = self.feature_names_in_ or [f"x{i}" for i in range(self.n_features_in_)]
+        out: list[str] = []
+        for name in names:
+            if name in self.categories_ and self.categorical == "onehot":
+                out.extend(f"{name}={c}" for c in self.categories_[name])
+            else:
+                out.append(name)
+        return out
+
+    def _encode(self, X) -> np.ndarray:
+        if not _is_dataframe(X):
+            return _numeric(X, "X")
+        columns: list[np.ndarray] = []
+        for i, name in enumerate(self.feature_names_in_):
+            column = X.iloc[:, i]
+            if name in self.categories_:
+                columns.extend(self._encode_categorical(name, column))
+            else:
+                if _is_categorical_column(column):
+                    raise DataError(f"column {name!r} holds text now but was numeric in fit; pass the "
+                                    "same kind of data as in fit")
+                columns.append(_numeric(column.to_numpy(dtype=float, na_value=np.nan), f"column {name!r}"))
+        if not columns:
+            raise DataError("X has no columns left to use; pass at least one feature")
+        return np.column_stack(columns).astype(float, copy=False)
+
+    def _encode_categorical(self, name: str, column) -> list[np.ndarray]:
+        values = column.to_numpy()
+        if any(_missing(v) for v in values):
+            raise DataError(f"column {name!r} has missing values; fill them (e.g. with a 'missing' "
+                            "category) before fitting")
+        text = np.array([str(v) for v in values], dtype=object)
+        categories = self.categories_[name]
+        if self.categorical == "onehot":
+            return [(text == c).astype(float) for c in categories]
+        lookup = {c: float(i) for i, c in enumerate(categories)}
+        return [np.array([lookup.get(v, -1.0) for v in text])]
+
+    # -- serialisation ------------------------------------------------------------------------
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """JSON-safe settings and the arrays, for model files."""
+        meta = {"scale": self.scale, "categorical": self.categorical, "clip": self.clip,
+                "n_features_in": int(self.n_features_in_), "feature_names_in": self.feature_names_in_,
+                "categories": self.categories_}
+        return meta, {"scale": np.asarray(self.scale_, float), "offset": np.asarray(self.offset_, float)}
+
+    @classmethod
+    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> TabularEncoder:
+        encoder = cls(meta["scale"], meta["categorical"], meta["clip"])
+        encoder.n_features_in_ = int(meta["n_features_in"])
+        encoder.feature_names_in_ = meta["feature_names_in"]
+        encoder.categories_ = {str(k): [str(c) for c in v] for k, v in meta["categories"].items()}
+        encoder.scale_, encoder.offset_ = np.asarray(arrays["scale"], float), np.asarray(arrays["offset"], float)
+        return encoder
+
+
+class TargetScaler:
+    """Affine scaling of regression targets, column by column: ``"standard"``, ``"minmax"`` or None.
+
+    ``"minmax"`` maps to [0, 1] as the paper's protocol does for the targets it reports MSE on.
+    """
+
+    def __init__(self, scale: str | None = "standard"):
+        if scale not in SCALINGS:
+            raise DataError(f"scale_y must be one of {SCALINGS}, got {scale!r}")
+        self.scale = scale
+
+    def fit_transform(self, y: np.ndarray) -> np.ndarray:
+        if self.scale == "standard":
+            self.center_ = y.mean(axis=0)
+            spread = y.std(axis=0)
+        elif self.scale == "minmax":
+            self.center_ = y.min(axis=0)
+            spread = y.max(axis=0) - self.center_
+        else:
+            self.center_, spread = np.zeros(y.shape[1]), np.ones(y.shape[1])
+        self.spread_ = np.where(spread > 0, spread, 1.0)
+        return self.transform(y)
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        return (y - self.center_) / self.spread_
+
+    def inverse_transform(self, y: np.ndarray) -> np.ndarray:
+        return y * self.spread_ + self.center_
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"scale": self.scale}, {"center": np.asarray(self.center_, float),
+                                       "spread": np.asarray(self.spread_, float)}
+
+    @classmethod
+    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> TargetScaler:
+        scaler = cls(meta["scale"])
+        scaler.center_, scaler.spread_ = np.asarray(arrays["center"], float), np.asarray(arrays["spread"], float)
+        return scaler
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _numeric(values, what: str) -> np.ndarray:
+    try:
+        out = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what} must be numeric ({exc}); pass a pandas DataFrame to have text columns "
+                        "encoded as categories") from None
+    if out.ndim == 1:
+        out = out.reshape(-1, 1)
+    if not np.isfinite(out).all():
+        bad = int((~np.isfinite(out)).any(axis=1).sum())
+        raise DataError(f"{what} contains NaN or infinity in {bad} row(s); remove or impute them first")
+    return out
+

@@ -54,7 +54,9 @@ class _TaskNeuronBase(BaseEstimator):
         formula: str | Formula = "auto",
         *,
         vsr: Any = None,
-        task_layers: str = "hidden",
+        task_layers: str = "first",
+        basis: str = "orthonormal",
+        add_linear_term: bool = True,
         parameter_budget: str | int | None = None,
         activation: str = "relu",
         optimizer: str = "adam",
@@ -76,6 +78,8 @@ class _TaskNeuronBase(BaseEstimator):
         self.formula = formula
         self.vsr = vsr
         self.task_layers = task_layers
+        self.basis = basis
+        self.add_linear_term = add_linear_term
         self.parameter_budget = parameter_budget
         self.activation = activation
         self.optimizer = optimizer
@@ -151,7 +155,14 @@ class _TaskNeuronBase(BaseEstimator):
             overrides["task"] = "classification"
         return vsr.set_params(**{k: v for k, v in overrides.items() if k in params})
 
+    def _neuron_formula(self, formula: Formula) -> Formula:
+        """The terms the task-based layers use: the formula's, plus x when asked for."""
+        if not self.add_linear_term or any(t.power == 1 for t in formula.terms):
+            return formula
+        return Formula.from_terms([*formula.terms, "x"], [*formula.coefficients, 1.0], formula.constant)
+
     def _layer_formulas(self, formula: Formula, n_hidden: int) -> list[Formula]:
+        formula = self._neuron_formula(formula)
         linear = Formula("x")
         if self.task_layers == "first":
             return [formula] + [linear] * n_hidden
@@ -195,7 +206,7 @@ class _TaskNeuronBase(BaseEstimator):
         self.layer_formulas_ = formulas
         generator = torch.Generator().manual_seed(seed_init)
         network = TaskMLP(X_scaled.shape[1], list(self.hidden_layer_sizes_), n_out, formulas,
-                          activation=self.activation, generator=generator)
+                          activation=self.activation, generator=generator, basis=self.basis)
         batch_size = self.batch_size if self.batch_size != "auto" else int(np.clip(len(X_scaled) // 100, 32, 512))
         result = fit_module(
             network, X_scaled.astype(np.float32), target, loss=self._loss, optimizer=self.optimizer,
@@ -249,9 +260,18 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
     vsr : None, dict or VSR, default None
         Settings of the discovery step (a dict of VSR parameters or a VSR instance, cloned).
         Its scaling is switched off: it runs on the inputs as this estimator scales them.
-    task_layers : {"hidden", "first", "all"}, default "hidden"
-        Which layers use the task-based neuron: every hidden layer (the output layer stays
-        linear), only the first layer, or all layers including the output.
+    task_layers : {"first", "hidden", "all"}, default "first"
+        Which layers use the task-based neuron: only the first layer (where the formula was
+        discovered: it acts on the scaled input variables), every hidden layer (the output
+        layer stays linear), or all layers. "first" is the default because deeper layers see
+        unbounded ReLU outputs, where high powers train unstably (measured: see the README).
+    basis : {"orthonormal", "terms"}, default "orthonormal"
+        How task-based layers parameterise the span of the formula's terms (see
+        :class:`~taskneurons.nn.TaskLinear`): "orthonormal" decorrelates x, x**3, x**5 ... on
+        [-1, 1], which trains far better than the raw powers; the function class is the same.
+    add_linear_term : bool, default True
+        Add the term x to the neuron when the formula lacks it, so a task-based neuron can
+        always represent what a linear neuron does.
     parameter_budget : None, "linear" or int, default None
         ``"linear"`` shrinks the hidden widths (by one common factor) so that the network has
         no more parameters than the linear-neuron network of ``hidden_layer_sizes`` — the
@@ -300,13 +320,14 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
     _loss = "mse"
     _is_classifier = False
 
-    def __init__(self, hidden_layer_sizes=(64, 32), formula="auto", *, vsr=None, task_layers="hidden",
-                 parameter_budget=None, activation="relu", optimizer="adam", learning_rate=1e-3,
+    def __init__(self, hidden_layer_sizes=(64, 32), formula="auto", *, vsr=None, task_layers="first",
+                 basis="orthonormal", add_linear_term=True, parameter_budget=None, activation="relu", optimizer="adam", learning_rate=1e-3,
                  weight_decay=0.0, batch_size="auto", max_epochs=200, early_stopping=True,
                  validation_fraction=0.1, patience=20, scale_X="minmax", scale_y="standard",
                  categorical="onehot", input_clip=10.0, random_state=None, device="auto", verbose=False):
         super().__init__(
-            hidden_layer_sizes, formula, vsr=vsr, task_layers=task_layers, parameter_budget=parameter_budget,
+            hidden_layer_sizes, formula, vsr=vsr, task_layers=task_layers, basis=basis,
+            add_linear_term=add_linear_term, parameter_budget=parameter_budget,
             activation=activation, optimizer=optimizer, learning_rate=learning_rate,
             weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
             early_stopping=early_stopping, validation_fraction=validation_fraction, patience=patience,

@@ -255,7 +255,8 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
     if not isinstance(dtype, torch.dtype):
         raise ModelFileError(f"unknown dtype {fitted.get('dtype')!r} in the model file")
     network = TaskMLP(n_in, list(estimator.hidden_layer_sizes_), n_out, estimator.layer_formulas_,
-                      activation=params.get("activation", "relu"), dtype=dtype)
+                      activation=params.get("activation", "relu"), basis=params.get("basis", "terms"),
+                      dtype=dtype)
     state = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("network/")}
     network.load_state_dict(state, strict=True)
     estimator.network_ = network.eval()

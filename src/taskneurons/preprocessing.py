@@ -16,7 +16,9 @@ from .errors import DataError
 
 __all__ = ["TabularEncoder", "TargetScaler", "SCALINGS", "CATEGORICAL_ENCODINGS"]
 
-SCALINGS = ("minmax", "standard", None)
+SCALINGS = ("minmax", "quantile", "standard", None)
+#: Most quantiles a "quantile" scaling keeps per feature.
+N_QUANTILES = 1000
 CATEGORICAL_ENCODINGS = ("onehot", "ordinal")
 
 
@@ -48,9 +50,12 @@ class TabularEncoder:
 
     Parameters
     ----------
-    scale : {"minmax", "standard", None}
+    scale : {"minmax", "quantile", "standard", None}
         ``"minmax"`` maps each training column to [-1, 1] (the paper's preprocessing; the
-        natural domain of polynomial neurons), ``"standard"`` to zero mean and unit variance.
+        natural domain of polynomial neurons). ``"quantile"`` maps each column through its
+        training quantiles to a uniform distribution on [-1, 1]: heavy tails and outliers no
+        longer squash the bulk of a column into a corner of [-1, 1], and new values outside the
+        training range stay inside it. ``"standard"`` gives zero mean and unit variance.
     categorical : {"onehot", "ordinal"}
         How string/categorical DataFrame columns become numbers (booleans are 0/1). One-hot columns get
         one 0/1 column per category seen in training; unseen categories at transform time
@@ -95,7 +100,13 @@ class TabularEncoder:
             self.categories_ = {}
         self.n_features_in_ = X.shape[1]
         raw = self._encode(X)
-        if self.scale == "minmax":
+        self.quantiles_ = None
+        if self.scale == "quantile":
+            references = np.linspace(0.0, 1.0, min(N_QUANTILES, len(raw)))
+            self.quantiles_ = np.quantile(raw, references, axis=0)
+            # the uniform [0, 1] values then map affinely to [-1, 1]
+            self.scale_, self.offset_ = np.full(raw.shape[1], 2.0), np.full(raw.shape[1], -1.0)
+        elif self.scale == "minmax":
             # Halves first: high - low overflows for columns near +-1.8e308, high/2 - low/2 never does.
             low, high = raw.min(axis=0), raw.max(axis=0)
             half_span, middle = high / 2 - low / 2, low / 2 + high / 2
@@ -126,6 +137,8 @@ class TabularEncoder:
         return self._finish(self._encode(X))
 
     def _finish(self, raw: np.ndarray) -> np.ndarray:
+        if self.quantiles_ is not None:
+            raw = _quantile_transform(raw, self.quantiles_)
         out = raw * self.scale_ + self.offset_
         if self.clip is not None:
             np.clip(out, -self.clip, self.clip, out=out)
@@ -178,7 +191,10 @@ class TabularEncoder:
         meta = {"scale": self.scale, "categorical": self.categorical, "clip": self.clip,
                 "n_features_in": int(self.n_features_in_), "feature_names_in": self.feature_names_in_,
                 "categories": self.categories_}
-        return meta, {"scale": np.asarray(self.scale_, float), "offset": np.asarray(self.offset_, float)}
+        arrays = {"scale": np.asarray(self.scale_, float), "offset": np.asarray(self.offset_, float)}
+        if self.quantiles_ is not None:
+            arrays["quantiles"] = np.asarray(self.quantiles_, float)
+        return meta, arrays
 
     @classmethod
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> TabularEncoder:
@@ -187,6 +203,7 @@ class TabularEncoder:
         encoder.feature_names_in_ = meta["feature_names_in"]
         encoder.categories_ = {str(k): [str(c) for c in v] for k, v in meta["categories"].items()}
         encoder.scale_, encoder.offset_ = np.asarray(arrays["scale"], float), np.asarray(arrays["offset"], float)
+        encoder.quantiles_ = np.asarray(arrays["quantiles"], float) if "quantiles" in arrays else None
         return encoder
 
 
@@ -228,6 +245,21 @@ class TargetScaler:
         scaler = cls(meta["scale"])
         scaler.center_, scaler.spread_ = np.asarray(arrays["center"], float), np.asarray(arrays["spread"], float)
         return scaler
+
+
+def _quantile_transform(raw: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Map each column to [0, 1] by linear interpolation in its quantiles.
+
+    Ties (many equal quantiles, e.g. a 0/1 column) are resolved as scikit-learn's
+    QuantileTransformer does: the average of interpolating upwards and downwards, so a value
+    shared by many rows lands in the middle of its quantile range instead of at one end.
+    """
+    references = np.linspace(0.0, 1.0, len(quantiles))
+    out = np.empty_like(raw, dtype=float)
+    for j in range(raw.shape[1]):
+        q = quantiles[:, j]
+        out[:, j] = 0.5 * (np.interp(raw[:, j], q, references) - np.interp(-raw[:, j], -q[::-1], -references[::-1]))
+    return out
 
 
 def _missing(value) -> bool:

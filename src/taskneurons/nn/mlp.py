@@ -217,6 +217,8 @@ class TaskMLP(nn.Sequential):
         Biases in every layer.
     device, dtype
         Factory arguments, as for ``nn.Linear``.
+    basis : {"terms", "orthonormal"}
+        Parameterisation of every TaskLinear (see :class:`TaskLinear`).
     generator : torch.Generator, int or None
         Random stream for the initial weights (an int seeds a new CPU generator); ``None`` uses
         PyTorch's global generator.
@@ -249,7 +251,8 @@ class TaskMLP(nn.Sequential):
                  formula: FormulaSpec | Sequence[FormulaSpec], activation: str | type[nn.Module] | nn.Module = "relu",
                  output_formula: FormulaSpec | None = None, bias: bool = True,
                  device: Any = None, dtype: torch.dtype | None = None,
-                 generator: torch.Generator | int | None = None, norm: str | None = None) -> None:
+                 generator: torch.Generator | int | None = None, norm: str | None = None,
+                 basis: str = "terms") -> None:
         in_features = _check_width("in_features", in_features)
         out_features = _check_width("out_features", out_features)
         widths = _as_hidden(hidden)
@@ -261,7 +264,7 @@ class TaskMLP(nn.Sequential):
         sizes = (in_features, *widths, out_features)
         modules: list[nn.Module] = []
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            modules.append(TaskLinear(fan_in, fan_out, formulas[index], bias=bias, **factory))
+            modules.append(TaskLinear(fan_in, fan_out, formulas[index], bias=bias, basis=basis, **factory))
             if index < len(widths):
                 modules.append(make_activation(activation))
                 if norm == "layer":
@@ -272,6 +275,7 @@ class TaskMLP(nn.Sequential):
         self.hidden = widths
         self.formulas = formulas
         self.norm = norm
+        self.basis = basis
         self.reset_parameters(generator)
 
     @property

@@ -1,0 +1,489 @@
+"""The ``taskneurons`` command: discover, fit, predict, bench, demo.
+
+Every command reads CSV/CSV.gz/Parquet tables whose target is a named column (default: the
+last one). Bad input ends with one line on stderr and a non-zero exit code, never a traceback:
+
+    0  success
+    1  the computation failed (e.g. training stayed numerically unstable)
+    2  bad input: a missing or unreadable file, an unknown column, NaN rows, a foreign model file
+  130  interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from . import __version__
+from .errors import DataError, NumericalError, TaskNeuronsError
+
+app = typer.Typer(
+    name="taskneurons",
+    help="Task-based neurons: discover a neuron formula for a dataset (vectorized symbolic regression) "
+         "and train networks of it.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+bench_app = typer.Typer(help="Reproduce the paper's Table 5 (formulas) and Table 6 (LN vs TN networks).",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class Task(str, Enum):
+    auto = "auto"
+    regression = "regression"
+    classification = "classification"
+
+
+class Scale(str, Enum):
+    minmax = "minmax"
+    shared = "shared"
+    none = "none"
+
+
+# -- shared options ----------------------------------------------------------------------------
+DataArg = Annotated[Path, typer.Argument(metavar="DATA", help="A .csv, .csv.gz or .parquet table with a "
+                                         "header row.", show_default=False)]
+TargetOpt = Annotated[str | None, typer.Option("--target", "-t", help="Target column (default: the last column).")]
+DropnaOpt = Annotated[bool, typer.Option("--dropna", help="Drop rows with missing values instead of refusing them.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or extra text.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed, same result).")]
+
+
+def _console():
+    """Results go to stdout; ``--quiet`` only silences progress bars and notes.
+
+    Piped output gets 140 columns rather than rich's 80, so formulas are not wrapped letter by letter.
+    """
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 140)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"taskneurons {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True,
+                                                help="Show the version and exit.")] = False) -> None:
+    """Task-based neurons for tabular data."""
+
+
+# -- data helpers ------------------------------------------------------------------------------
+def read_data(path: Path, target: str | None, dropna: bool):
+    """Read a table and split it into features and target, refusing what cannot be used."""
+    frame = _read_frame(path)
+    column = frame.columns[-1] if target is None else target
+    if column not in frame.columns:
+        raise DataError(f"no column {target!r} in {path}; its columns are {', '.join(map(str, frame.columns))}")
+    frame = _handle_missing(frame, path, dropna)
+    y = frame[column]
+    X = frame.drop(columns=[column])
+    if X.shape[1] == 0:
+        raise DataError(f"{path} has no feature columns besides the target {column!r}")
+    return X, y
+
+
+def _read_frame(path: Path):
+    from .datasets import read_table
+
+    if not path.exists():
+        raise DataError(f"no such file: {path}")
+    if not path.is_file():
+        raise DataError(f"{path} is not a file; pass a .csv, .csv.gz or .parquet table")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty; it needs a header row and at least one data row")
+    frame = read_table(path)
+    if len(frame) == 0:
+        raise DataError(f"{path} has a header but no data rows")
+    return frame
+
+
+def _handle_missing(frame, path: Path, dropna: bool):
+    missing = frame.isna().any(axis=1)
+    n_missing = int(missing.sum())
+    if n_missing and not dropna:
+        raise DataError(f"{n_missing} of {len(frame)} rows in {path} have missing values; pass --dropna to "
+                        "drop them or fill them in first")
+    if n_missing:
+        frame = frame.loc[~missing]
+        if len(frame) == 0:
+            raise DataError(f"every row of {path} has a missing value; nothing is left after --dropna")
+    return frame
+
+
+def _resolve_task(task: Task, y) -> str:
+    from .datasets import infer_task
+
+    if task == Task.auto:
+        inferred, _, _ = infer_task(y)
+        return "regression" if inferred == "regression" else "classification"
+    if task == Task.regression:
+        import pandas as pd
+
+        if not pd.api.types.is_numeric_dtype(y.dtype) or pd.api.types.is_bool_dtype(y.dtype):
+            raise DataError(f"the target {y.name!r} is not numeric ({y.dtype}); use --task classification "
+                            "for labels")
+    return task.value
+
+
+def _encode(X):
+    """Numeric matrix for VSR: text columns one-hot encoded, no scaling (VSR scales itself)."""
+    from .preprocessing import TabularEncoder
+
+    encoder = TabularEncoder(scale=None, clip=None)
+    return encoder.fit_transform(X), encoder.feature_names_out_
+
+
+def _print_json(payload: dict[str, Any]) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=_json_default))
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _cell(value) -> str:
+    """A table cell: 4 significant digits for numbers and formulas."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value.format() if hasattr(value, "format") and not isinstance(value, str) else str(value)
+
+
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise DataError(f"--hidden takes comma-separated widths such as 64,32; got {text!r}") from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise DataError(f"--hidden takes positive widths such as 64,32; got {text!r}")
+    return sizes
+
+
+# -- discover ----------------------------------------------------------------------------------
+@app.command()
+def discover(
+    data: DataArg,
+    target: TargetOpt = None,
+    task: Annotated[Task, typer.Option(help="auto: classification for label-like targets.")] = Task.auto,
+    bases: Annotated[str, typer.Option(help="Term families, comma-separated: poly, trig, exp, log, sqrt, "
+                                            "tanh, rational, or all.")] = "poly",
+    max_degree: Annotated[int, typer.Option(help="Highest power of x.")] = 7,
+    max_terms: Annotated[int | None, typer.Option(help="Most terms in the formula.")] = None,
+    scale: Annotated[Scale, typer.Option(help="minmax: each feature to [-1, 1]; shared: one map for all "
+                                              "features; none: raw units.")] = Scale.minmax,
+    time_budget: Annotated[float | None, typer.Option(help="Stop the search after this many seconds.")] = None,
+    seed: SeedOpt = 0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the formula and front as JSON.")] = None,
+    dropna: DropnaOpt = False,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Discover the neuron formula shared by all input variables (vectorized symbolic regression)."""
+    X, y = read_data(data, target, dropna)
+    resolved = _resolve_task(task, y)
+    values, names = _encode(X)
+    from .vsr import VSR  # after the input checks: bad input is refused without loading the models
+
+    vsr = VSR(bases=tuple(b.strip() for b in bases.split(",")), max_degree=max_degree, max_terms=max_terms,
+              scale=None if scale == Scale.none else scale.value, task=resolved, random_state=seed,
+              time_budget=time_budget, verbose=not (quiet or json_output))
+    start = time.perf_counter()
+    vsr.fit(values, y.to_numpy())
+    seconds = time.perf_counter() - start
+    raw = getattr(vsr, "formula_raw_", None)
+    payload = {
+        "data": str(data), "target": str(y.name), "task": resolved, "n_samples": len(X),
+        "n_features": len(names), "scale": scale.value, "formula": str(vsr.formula_),
+        "formula_latex": vsr.formula_.latex(), "formula_raw": str(raw) if raw is not None else None,
+        "seconds": round(seconds, 4),
+        "pareto": [{**row, "formula": str(row["formula"])} for row in vsr.pareto_.to_dict(orient="records")],
+        "formula_record": vsr.formula_.to_dict(),
+    }
+    if out is not None:
+        out.write_text(json.dumps(payload, indent=2, default=_json_default))
+    if json_output:
+        _print_json(payload)
+        return
+    from rich.table import Table
+
+    console = _console()
+    console.print(f"formula ({'scaled inputs, ' + scale.value if scale != Scale.none else 'raw units'}): "
+                  f"[bold]{vsr.formula_.format()}[/bold]")
+    if raw is not None and scale != Scale.none:
+        console.print(f"formula in raw units: {raw.format()}")
+    table = Table(title="complexity / error front")
+    for column in ("complexity", "n_terms", "train_loss", "val_loss", "formula"):
+        table.add_column(column)
+    for row in vsr.pareto_.to_dict(orient="records"):
+        table.add_row(*(_cell(row.get(c)) for c in ("complexity", "n_terms", "train_loss", "val_loss", "formula")))
+    console.print(table)
+    if not quiet:
+        console.print(f"{len(X)} rows x {len(names)} features, {seconds:.2f} s")
+    if out is not None and not quiet:
+        console.print(f"wrote {out}")
+
+
+# -- fit ---------------------------------------------------------------------------------------
+@app.command()
+def fit(
+    data: DataArg,
+    target: TargetOpt = None,
+    task: Annotated[Task, typer.Option(help="auto: classification for label-like targets.")] = Task.auto,
+    formula: Annotated[str, typer.Option(help="auto (discover it), a formula such as '2*x**2 + x', or x "
+                                              "for ordinary linear neurons.")] = "auto",
+    hidden: Annotated[str, typer.Option(help="Hidden layer widths, comma-separated.")] = "64,32",
+    max_epochs: Annotated[int, typer.Option(help="Upper bound on training epochs (early stopping).")] = 200,
+    test_size: Annotated[float, typer.Option(help="Fraction of rows held out for the reported metrics.")] = 0.2,
+    compare: Annotated[bool, typer.Option("--compare/--no-compare",
+                                          help="Also train linear neurons of the same shape and compare.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: SeedOpt = 0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Save the trained model here (.tn).")] = None,
+    dropna: DropnaOpt = False,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a network of task-based neurons and report held-out metrics."""
+    if not 0 < test_size < 1:
+        raise DataError(f"--test-size must lie strictly between 0 and 1, got {test_size}")
+    sizes = _parse_hidden(hidden)
+    X, y = read_data(data, target, dropna)
+    resolved = _resolve_task(task, y)
+    if formula not in ("auto", "x"):
+        from .formula import Formula
+
+        Formula(formula)  # refuse a bad formula before any training
+    from sklearn.model_selection import train_test_split
+
+    from .estimators import TaskNeuronClassifier, TaskNeuronRegressor
+
+    stratify = y if resolved == "classification" and y.value_counts().min() >= 2 else None
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_size, random_state=seed,
+                                                        stratify=stratify)
+    Estimator = TaskNeuronClassifier if resolved == "classification" else TaskNeuronRegressor
+    settings = {"hidden_layer_sizes": sizes, "max_epochs": max_epochs, "random_state": seed, "device": device,
+                "verbose": not (quiet or json_output)}
+    model = Estimator(formula=formula, **settings).fit(X_train, y_train)
+    results = {"TN" if formula != "x" else "LN": _evaluate(model, X_test, y_test, resolved)}
+    if compare and formula != "x":
+        baseline = Estimator(formula="x", **settings).fit(X_train, y_train)
+        results["LN"] = _evaluate(baseline, X_test, y_test, resolved)
+    if out is not None:
+        model.save(out)
+    payload = {"data": str(data), "target": str(y.name), "task": resolved, "n_train": len(X_train),
+               "n_test": len(X_test), "formula": str(model.formula_), "hidden": list(model.hidden_layer_sizes_),
+               "results": results, "model": str(out) if out else None}
+    if json_output:
+        _print_json(payload)
+        return
+    from rich.table import Table
+
+    console = _console()
+    console.print(f"neuron formula: [bold]{model.formula_.format()}[/bold]")
+    table = Table(title=f"held-out metrics ({len(X_test)} rows)")
+    columns = list(next(iter(results.values())))
+    table.add_column("model")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, metrics in results.items():
+        table.add_row(name, *(_cell(metrics[c]) for c in columns))
+    console.print(table)
+    if out is not None and not quiet:
+        console.print(f"saved {out}")
+
+
+def _evaluate(model, X_test, y_test, task: str) -> dict[str, Any]:
+    from sklearn.metrics import accuracy_score, mean_absolute_error, mean_squared_error, r2_score
+
+    predictions = model.predict(X_test)
+    metrics: dict[str, Any] = {}
+    if task == "classification":
+        metrics["accuracy"] = float(accuracy_score(y_test, predictions))
+    else:
+        metrics["r2"] = float(r2_score(y_test, predictions))
+        metrics["mse"] = float(mean_squared_error(y_test, predictions))
+        metrics["mae"] = float(mean_absolute_error(y_test, predictions))
+    metrics.update({"parameters": int(model.n_parameters_), "epochs": int(model.n_epochs_),
+                    "fit_seconds": round(float(model.fit_time_), 3)})
+    return metrics
+
+
+# -- predict -----------------------------------------------------------------------------------
+@app.command()
+def predict(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A model saved by `taskneurons fit --out`.",
+                                               show_default=False)],
+    data: DataArg,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write predictions as CSV (default: stdout).")]
+    = None,
+    proba: Annotated[bool, typer.Option("--proba", help="Add class probabilities (classifiers).")] = False,
+    dropna: DropnaOpt = False,
+) -> None:
+    """Predict with a saved model; the table must hold the model's feature columns (others are ignored)."""
+    import pandas as pd
+
+    from .persistence import load
+
+    model = load(model_path)
+    frame = _read_frame(data)
+    names = [str(c) for c in getattr(model, "feature_names_in_", [])]
+    absent = [c for c in names if c not in frame.columns]
+    if absent:
+        raise DataError(f"{data} lacks the model's feature columns {absent}")
+    features = frame[names]
+    missing = features.isna().any(axis=1)
+    if missing.any() and not dropna:
+        raise DataError(f"{int(missing.sum())} of {len(frame)} rows in {data} have missing feature values; "
+                        "pass --dropna to skip them")
+    features = features.loc[~missing]
+    result = pd.DataFrame({"row": features.index})
+    prediction = model.predict(features)
+    if np.ndim(prediction) == 2:
+        for j in range(prediction.shape[1]):
+            result[f"prediction_{j}"] = prediction[:, j]
+    else:
+        result["prediction"] = prediction
+    if proba:
+        if not hasattr(model, "predict_proba"):
+            raise DataError("--proba needs a classifier model; this model is a regressor")
+        for label, column in zip(model.classes_, model.predict_proba(features).T, strict=False):
+            result[f"proba_{label}"] = column
+    if out is None:
+        result.to_csv(sys.stdout, index=False)
+    else:
+        result.to_csv(out, index=False)
+
+
+# -- demo --------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the report.")] = Path("taskneurons-demo"),
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """The main job on bundled data: discover neurons, train TN vs LN, write a report with plots."""
+    from .demo import run_demo
+
+    run_demo(out, seed=seed, console=_console(), verbose=not quiet)
+
+
+# -- bench -------------------------------------------------------------------------------------
+class Protocol(str, Enum):
+    fast = "fast"
+    paper = "paper"
+
+
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+BenchData = Annotated[Path | None, typer.Option("--data-dir", help="Folder of <name>.csv[.gz]/.parquet tables "
+                                                                   "(default: $TASKNEURONS_DATA).")]
+BenchNames = Annotated[list[str] | None, typer.Option("--datasets", help="Datasets to run (default: every "
+                                                                        "table found in the data folder).")]
+BenchOut = Annotated[Path, typer.Option("--out", "-o", help="Folder for results.jsonl, report.md and figures.")]
+BenchJobs = Annotated[int, typer.Option("--n-jobs", help="Parallel workers.")]
+BenchExecutor = Annotated[Executor, typer.Option("--executor", help="local (process pool) or ray.")]
+BenchAddress = Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: local Ray).")]
+BenchProtocol = Annotated[Protocol, typer.Option("--protocol", help="fast (early stopping) or paper "
+                                                                    "(RMSprop, batch 10, 300 epochs).")]
+
+
+@bench_app.command("table5")
+def bench_table5(
+    data_dir: BenchData = None,
+    datasets: BenchNames = None,
+    out: BenchOut = Path("runs/table5"),
+    seed: SeedOpt = 0,
+    n_jobs: BenchJobs = 1,
+    executor: BenchExecutor = Executor.local,
+    address: BenchAddress = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Table 5: the formula VSR finds on every dataset, beside the paper's."""
+    from .bench import run_table5
+
+    run_table5(data_dir=data_dir, datasets=datasets, out=out, seed=seed, n_jobs=n_jobs,
+               executor=executor.value, address=address, console=_console(), verbose=not quiet)
+
+
+@bench_app.command("table6")
+def bench_table6(
+    data_dir: BenchData = None,
+    datasets: BenchNames = None,
+    structures: Annotated[list[str] | None, typer.Option("--structures", help="Any of S1..S5 (default: all).")]
+    = None,
+    seeds: Annotated[int, typer.Option("--seeds", help="Runs per cell (seeds 0..N-1).")] = 10,
+    protocol: BenchProtocol = Protocol.fast,
+    out: BenchOut = Path("runs/table6"),
+    n_jobs: BenchJobs = 1,
+    executor: BenchExecutor = Executor.local,
+    address: BenchAddress = None,
+    boosting: Annotated[bool, typer.Option("--boosting/--no-boosting",
+                                           help="Add gradient-boosted trees on the same splits.")] = True,
+    quiet: QuietOpt = False,
+) -> None:
+    """Table 6: linear-neuron vs task-based networks, structures S1-S5, several seeds."""
+    from .bench import run_table6
+
+    run_table6(data_dir=data_dir, datasets=datasets, structures=structures, seeds=seeds,
+               protocol=protocol.value, out=out, n_jobs=n_jobs, executor=executor.value, address=address,
+               boosting=boosting, console=_console(), verbose=not quiet)
+
+
+# -- entry point -------------------------------------------------------------------------------
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (used by the console script)."""
+    try:
+        app(args=argv, prog_name="taskneurons", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("taskneurons: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except typer.TyperException as exc:  # usage errors of Typer's (vendored) click
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.format_message())  # a bare `taskneurons`: the help text is the answer
+            return 0
+        typer.echo(f"taskneurons: error: {_one_line(exc.format_message())} (see --help)", err=True)
+        return getattr(exc, "exit_code", EXIT_BAD_INPUT)
+    except NumericalError as exc:
+        typer.echo(f"taskneurons: error: {_one_line(str(exc))}", err=True)
+        return EXIT_FAILED
+    except (TaskNeuronsError, ValueError) as exc:
+        typer.echo(f"taskneurons: error: {_one_line(str(exc))}", err=True)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        typer.echo(f"taskneurons: error: {exc.strerror or exc}{where}", err=True)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def console_main() -> None:  # pragma: no cover - exercised through the installed script
+    sys.exit(main())

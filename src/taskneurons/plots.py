@@ -1,0 +1,95 @@
+"""Figures for reports: Pareto fronts, neuron response curves, training curves, TN-vs-LN bars.
+
+Each function draws on a matplotlib ``Axes`` the caller owns, so reports can lay them out as
+they like; :func:`save_figure` writes a PNG with the non-interactive Agg backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .formula import Formula
+
+__all__ = ["new_figure", "save_figure", "plot_pareto", "plot_response", "plot_history", "plot_comparison"]
+
+
+def new_figure(n_panels: int = 1, *, width: float = 4.2, height: float = 3.2):
+    """A figure with ``n_panels`` side-by-side axes (Agg backend: no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width * n_panels, height), layout="constrained")
+    axes = figure.subplots(1, n_panels, squeeze=False)[0]
+    return figure, list(axes)
+
+
+def save_figure(figure, path: str | os.PathLike) -> None:
+    figure.savefig(path, dpi=110)
+
+
+def plot_pareto(ax, pareto, chosen: Formula | None = None, title: str = "complexity / error front") -> None:
+    """Validation (or train) loss against complexity, the chosen formula highlighted.
+
+    ``pareto`` is a VSR ``pareto_`` frame with columns complexity, train_loss, val_loss, formula.
+    """
+    loss = pareto["val_loss"] if "val_loss" in pareto and pareto["val_loss"].notna().any() else pareto["train_loss"]
+    ax.plot(pareto["complexity"], loss, "o-", color="tab:blue", label="front")
+    if chosen is not None:
+        hits = [i for i, f in enumerate(pareto["formula"]) if Formula(f) == chosen]
+        if hits:
+            i = hits[0]
+            ax.plot(pareto["complexity"].iloc[i], loss.iloc[i], "*", color="tab:red", markersize=14, label="chosen")
+    ax.set_yscale("log")
+    ax.set_xlabel("complexity (expression nodes)")
+    ax.set_ylabel("validation MSE" if loss.name == "val_loss" else "train MSE")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
+
+
+def plot_response(ax, formulas: Mapping[str, Formula], *, low: float = -1.0, high: float = 1.0,
+                  title: str = "neuron response g(x)") -> None:
+    """The scalar formulas g(x) on [low, high] (the scaled input range), one curve each."""
+    grid = np.linspace(low, high, 201)
+    for label, formula in formulas.items():
+        with np.errstate(all="ignore"):
+            values = np.broadcast_to(np.asarray(Formula(formula).evaluate(grid), dtype=float), grid.shape)
+        ax.plot(grid, values, label=f"{label}: {Formula(formula).format(3)}")
+    ax.set_xlabel("x (scaled input)")
+    ax.set_ylabel("g(x)")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=7)
+
+
+def plot_history(ax, histories: Mapping[str, object], *, column: str = "valid_loss",
+                 title: str = "training curves") -> None:
+    """Per-epoch ``column`` (e.g. validation loss) for several fitted models' ``history_`` frames."""
+    for label, history in histories.items():
+        values = history[column] if column in history and history[column].notna().any() else history["train_loss"]
+        ax.plot(np.arange(1, len(values) + 1), values, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(column.replace("_", " "))
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
+
+
+def plot_comparison(ax, labels: Sequence[str], series: Mapping[str, Sequence[float]],
+                    errors: Mapping[str, Sequence[float]] | None = None, *, ylabel: str = "",
+                    title: str = "") -> None:
+    """Grouped bars: one group per label, one bar per series (e.g. LN, TN, paper)."""
+    n = len(series)
+    width = 0.8 / max(n, 1)
+    positions = np.arange(len(labels))
+    for j, (name, values) in enumerate(series.items()):
+        err = None if errors is None or name not in errors else np.asarray(errors[name], dtype=float)
+        ax.bar(positions + (j - (n - 1) / 2) * width, np.asarray(values, dtype=float), width, yerr=err,
+               label=name, capsize=2)
+    ax.set_xticks(positions, labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)

@@ -341,6 +341,42 @@ def test_cuda_matches_cpu():
 # ---------------------------------------------------------------------------------------------
 # TaskLinear: bad input
 # ---------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------
+# TaskLinear: basis="orthonormal"
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("in_features", [3, 200])  # 3: the kron fast path; 200: the einsum path
+def test_orthonormal_basis_is_orthonormal_on_the_unit_interval(in_features):
+    layer = TaskLinear(in_features, 2, POLY, basis="orthonormal", dtype=torch.float64)
+    assert (layer.basis_kron is not None) == (in_features == 3)
+    nodes, weights = (torch.from_numpy(a) for a in __import__("numpy").polynomial.legendre.leggauss(64))
+    x = nodes[:, None].expand(-1, in_features)
+    phi = layer.expand(x).view(64, layer.n_terms, in_features)[:, :, 0]       # (nodes, K)
+    psi = (phi - layer.basis_means) @ layer.basis_mixing.T                     # psi = A (phi - mu)
+    gram = (psi * (weights / 2)[:, None]).T @ psi
+    torch.testing.assert_close(gram, torch.eye(layer.n_terms, dtype=torch.float64), atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("in_features", [3, 200])
+def test_orthonormal_layer_equals_a_terms_layer_with_the_mapped_weights(in_features):
+    ortho = TaskLinear(in_features, 5, MIXED, basis="orthonormal", dtype=torch.float64)
+    ortho.reset_parameters(gen(3))
+    weight, bias = ortho.term_parameters()
+    # Reference map, written directly from the definition psi_k = sum_j A_kj (phi_j - mu_j).
+    blocks = ortho.weight.view(5, ortho.n_terms, in_features)
+    expected = torch.einsum("okn,kj->ojn", blocks, ortho.basis_mixing)
+    expected_bias = ortho.bias - torch.einsum("ojn,j->o", expected, ortho.basis_means)
+    torch.testing.assert_close(weight, expected.reshape(5, -1))
+    torch.testing.assert_close(bias, expected_bias)
+    plain = TaskLinear(in_features, 5, MIXED, dtype=torch.float64)
+    with torch.no_grad():
+        plain.weight.copy_(weight)
+        plain.bias.copy_(bias)
+        plain.inner_constants.copy_(ortho.inner_constants)
+    x = torch.rand(17, in_features, generator=gen(4), dtype=torch.float64) * 2 - 1
+    torch.testing.assert_close(ortho(x), plain(x))
+
+
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, "4", True, None])
 def test_bad_widths(bad):

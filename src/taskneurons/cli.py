@@ -410,22 +410,76 @@ BenchProtocol = Annotated[Protocol, typer.Option("--protocol", help="fast (early
                                                                     "(RMSprop, batch 10, 300 epochs).")]
 
 
+BenchRetry = Annotated[bool, typer.Option("--retry-errors", help="Compute again the cells recorded as errors "
+                                                                 "(kept and skipped by default).")]
+BenchReportOnly = Annotated[bool, typer.Option("--report-only", help="Only rebuild report.md and the figures "
+                                                                     "from OUT/results.jsonl.")]
+BenchPaper = Annotated[Path | None, typer.Option("--paper-dir", help="Folder of the paper's table5.csv and "
+                                                                     "table6.csv (default: found automatically).")]
+
+
+_BENCH_LIST_OPTIONS = ("--datasets", "--structures")
+
+
+def _expand_bench_lists(argv: list[str]) -> list[str]:
+    """Let ``bench`` list options take several values, ``--datasets abalone phoneme``, as the docs
+    write them: click options take one value each, so repeat the option for every value. The bench
+    commands have no positional arguments, so every bare word after such an option is one of its values."""
+    if not argv or argv[0] != "bench":
+        return argv
+    out: list[str] = []
+    current = None
+    for token in argv:
+        if token.startswith("-"):
+            name = token.split("=", 1)[0]
+            current = name if name in _BENCH_LIST_OPTIONS else None
+            out.append(token)
+        elif current is not None and out[-1] != current:
+            out += [current, token]
+        else:
+            out.append(token)
+    return out
+
+
+def _split_commas(values: list[str] | None) -> list[str] | None:
+    """``--datasets a,b`` is the same as ``--datasets a b``."""
+    if values is None:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _report_only(out: Path, paper_dir: Path | None, quiet: bool) -> None:
+    from .bench import build_report
+
+    path = build_report(out, paper_dir=paper_dir)
+    if not quiet:
+        _console().print(f"wrote {path}")
+
+
 @bench_app.command("table5")
 def bench_table5(
     data_dir: BenchData = None,
     datasets: BenchNames = None,
     out: BenchOut = Path("runs/table5"),
     seed: SeedOpt = 0,
+    protocol: BenchProtocol = Protocol.fast,
     n_jobs: BenchJobs = 1,
     executor: BenchExecutor = Executor.local,
     address: BenchAddress = None,
+    retry_errors: BenchRetry = False,
+    report_only: BenchReportOnly = False,
+    paper_dir: BenchPaper = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Table 5: the formula VSR finds on every dataset, beside the paper's."""
+    if report_only:
+        _report_only(out, paper_dir, quiet)
+        return
     from .bench import run_table5
 
-    run_table5(data_dir=data_dir, datasets=datasets, out=out, seed=seed, n_jobs=n_jobs,
-               executor=executor.value, address=address, console=_console(), verbose=not quiet)
+    run_table5(data_dir=data_dir, datasets=_split_commas(datasets), out=out, seed=seed, n_jobs=n_jobs,
+               executor=executor.value, address=address, console=_console(), verbose=not quiet,
+               protocol=protocol.value, retry_errors=retry_errors, paper_dir=paper_dir)
 
 
 @bench_app.command("table6")
@@ -441,15 +495,23 @@ def bench_table6(
     executor: BenchExecutor = Executor.local,
     address: BenchAddress = None,
     boosting: Annotated[bool, typer.Option("--boosting/--no-boosting",
-                                           help="Add gradient-boosted trees on the same splits.")] = True,
+                                           help="Add gradient-boosted trees on the same splits (HGB; XGBoost "
+                                                "and LightGBM when installed).")] = True,
+    retry_errors: BenchRetry = False,
+    report_only: BenchReportOnly = False,
+    paper_dir: BenchPaper = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Table 6: linear-neuron vs task-based networks, structures S1-S5, several seeds."""
+    """Table 6: linear-neuron vs task-based networks, structures S1-S5, several seeds (resumable)."""
+    if report_only:
+        _report_only(out, paper_dir, quiet)
+        return
     from .bench import run_table6
 
-    run_table6(data_dir=data_dir, datasets=datasets, structures=structures, seeds=seeds,
+    run_table6(data_dir=data_dir, datasets=_split_commas(datasets), structures=_split_commas(structures), seeds=seeds,
                protocol=protocol.value, out=out, n_jobs=n_jobs, executor=executor.value, address=address,
-               boosting=boosting, console=_console(), verbose=not quiet)
+               boosting=boosting, console=_console(), verbose=not quiet, retry_errors=retry_errors,
+               paper_dir=paper_dir)
 
 
 # -- entry point -------------------------------------------------------------------------------
@@ -459,6 +521,7 @@ def _one_line(message: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (used by the console script)."""
+    argv = _expand_bench_lists(list(sys.argv[1:] if argv is None else argv))
     try:
         app(args=argv, prog_name="taskneurons", standalone_mode=False)
     except typer.Exit as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,13 +28,42 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .errors import DataError, FormulaError
+from .errors import DataError, FormulaError, NumericalError
 from .formula import Formula
 from .preprocessing import CATEGORICAL_ENCODINGS, SCALINGS, TabularEncoder, TargetScaler, _is_dataframe
 
 __all__ = ["TaskNeuronRegressor", "TaskNeuronClassifier"]
 
 TASK_LAYERS = ("first", "hidden", "all")
+
+
+def _check_table(X, y=None) -> None:
+    """Refuse inputs that scikit-learn's validation would reject only with an obscure error."""
+    if _is_dataframe(X):
+        import pandas as pd
+
+        dates = [str(c) for c, dt in X.dtypes.items() if pd.api.types.is_datetime64_any_dtype(dt)
+                 or pd.api.types.is_timedelta64_dtype(dt) or isinstance(dt, pd.PeriodDtype)]
+        if dates:
+            raise DataError(f"columns {dates} hold dates or durations; convert them to numbers first (e.g. "
+                            "the year, or seconds since a reference time)")
+    if y is not None:
+        from scipy import sparse
+
+        if sparse.issparse(y):
+            raise DataError("y is a sparse matrix; pass a dense array (y.toarray())")
+
+
+def _check_finite_outputs(values: np.ndarray) -> np.ndarray:
+    """Never hand back a NaN/inf prediction: refuse with the reason instead."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        rows = int(bad.reshape(len(values), -1).any(axis=1).sum())
+        raise NumericalError(f"the model's outputs overflow (not finite) on {rows} of {len(values)} rows: their "
+                             "inputs lie so far outside the training range that the neuron's powers overflow. "
+                             "Keep input_clip on (the default 'auto' clips scaled inputs to the training range) "
+                             "or remove those rows")
+    return values
 
 
 def _has_text_columns(X) -> bool:
@@ -69,7 +99,7 @@ class _TaskNeuronBase(BaseEstimator):
         patience: int = 20,
         scale_X: str | None = "minmax",
         categorical: str = "onehot",
-        input_clip: float | None = 10.0,
+        input_clip: float | str | None = "auto",
         random_state: int | np.random.RandomState | None = None,
         device: str = "auto",
         verbose: bool = False,
@@ -123,6 +153,16 @@ class _TaskNeuronBase(BaseEstimator):
         if not (isinstance(self.max_epochs, numbers.Integral) and self.max_epochs > 0):
             raise ValueError(f"max_epochs must be a positive integer, got {self.max_epochs!r}")
         return sizes
+
+    def make_encoder(self) -> TabularEncoder:
+        """The (unfitted) input encoder ``fit`` uses: categorical encoding, scaling, clipping.
+
+        Useful to run discovery or other models in exactly the input space the network sees.
+        """
+        clip = self.input_clip
+        if clip == "auto":
+            clip = {"quantile": 1.0, "minmax": 1.0, "standard": 5.0}.get(self.scale_X)
+        return TabularEncoder(self.scale_X, self.categorical, clip)
 
     def _resolve_formula(self, X: np.ndarray, y: np.ndarray, seed: int) -> Formula:
         spec = self.formula
@@ -187,6 +227,7 @@ class _TaskNeuronBase(BaseEstimator):
 
         sizes = self._check_params()
         start = time.perf_counter()
+        _check_table(X, y)
         text_columns = _has_text_columns(X)
         X_checked, y_checked = validate_data(
             self, X, y, reset=True, dtype=None if text_columns else "numeric",
@@ -194,7 +235,7 @@ class _TaskNeuronBase(BaseEstimator):
             y_numeric=not self._is_classifier,
             ensure_min_samples=2,
         )
-        self.encoder_ = TabularEncoder(self.scale_X, self.categorical, self.input_clip)
+        self.encoder_ = self.make_encoder()
         X_scaled = self.encoder_.fit_transform(X if text_columns else X_checked)
         target, n_out = self._prepare_target(y_checked)
 
@@ -207,7 +248,8 @@ class _TaskNeuronBase(BaseEstimator):
         generator = torch.Generator().manual_seed(seed_init)
         network = TaskMLP(X_scaled.shape[1], list(self.hidden_layer_sizes_), n_out, formulas,
                           activation=self.activation, generator=generator, basis=self.basis)
-        batch_size = self.batch_size if self.batch_size != "auto" else int(np.clip(len(X_scaled) // 100, 32, 512))
+        self._check_initial_network(network, X_scaled)
+        batch_size = self.batch_size if self.batch_size != "auto" else int(np.clip(len(X_scaled) // 64, 32, 1024))
         result = fit_module(
             network, X_scaled.astype(np.float32), target, loss=self._loss, optimizer=self.optimizer,
             learning_rate=self.learning_rate, weight_decay=self.weight_decay, batch_size=batch_size,
@@ -222,16 +264,37 @@ class _TaskNeuronBase(BaseEstimator):
         self.fit_time_ = time.perf_counter() - start
         return self
 
+    def _check_initial_network(self, network, X_scaled: np.ndarray) -> None:
+        """Refuse, with the reason, a network that overflows before any training step.
+
+        Training could not recover from it (every retry restarts from the same weights); without
+        this check the user would only see NaN losses and generic advice after several retries.
+        """
+        with torch.no_grad():
+            out = network(torch.from_numpy(X_scaled[:4096].astype(np.float32)))
+        if bool(torch.isfinite(out).all()):
+            return
+        if self.task_layers != "first":
+            why = (f"with task_layers={self.task_layers!r} the neuron {self.formula_} also acts on hidden "
+                   f"layers, whose unbounded {self.activation} outputs overflow float32 when raised to high "
+                   "powers; use task_layers='first' (the default), basis='terms', a bounded activation such "
+                   "as 'tanh', or a lower-degree formula")
+        else:
+            why = (f"the scaled inputs are too large for the powers of {self.formula_}; keep scale_X and "
+                   "input_clip at their defaults")
+        raise NumericalError(f"the initial network's outputs are not finite on the training inputs: {why}")
+
     def _network_outputs(self, X) -> np.ndarray:
         from .training import predict_module
 
         check_is_fitted(self, "network_")
+        _check_table(X)
         text_columns = _has_text_columns(X)
         X_checked = validate_data(self, X, reset=False, dtype=None if text_columns else "numeric",
                                   ensure_all_finite=not text_columns)
         X_scaled = self.encoder_.transform(X if text_columns else X_checked)
         out = predict_module(self.network_, X_scaled.astype(np.float32))
-        return out.detach().cpu().double().numpy()
+        return _check_finite_outputs(out.detach().cpu().double().numpy())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -280,20 +343,27 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
     optimizer : {"adam", "adamw", "rmsprop", "sgd"}, default "adam"
     learning_rate, weight_decay : float
     batch_size : int or "auto", default "auto"
-        ``"auto"`` is ``n_samples // 100`` clipped to [32, 512].
+        ``"auto"`` is ``n_samples // 64`` clipped to [32, 1024]: about 64 steps per epoch on large
+        data, small batches on small data.
     max_epochs : int, default 200
     early_stopping : bool, default True
         Hold out ``validation_fraction`` of the training rows; stop after ``patience`` epochs
         without improvement and restore the best weights.
-    scale_X : {"minmax", "standard", None}, default "minmax"
-        ``"minmax"`` maps every feature to [-1, 1] (the paper's preprocessing).
+    scale_X : {"minmax", "quantile", "standard", None}, default "minmax"
+        ``"minmax"`` maps the training range of every feature to [-1, 1] (the paper's
+        preprocessing; test values are clipped to it, see ``input_clip``). ``"quantile"`` maps
+        every feature through its training quantiles to a uniform distribution on [-1, 1] --
+        robust to heavy tails, and often as good for linear neurons as the per-feature
+        transforms task-based neurons learn.
     scale_y : {"standard", "minmax", None}, default "standard"
         Targets are scaled for training and mapped back in ``predict``.
     categorical : {"onehot", "ordinal"}, default "onehot"
         Encoding of text/categorical DataFrame columns.
-    input_clip : float or None, default 10
-        Scaled inputs are clipped to [-input_clip, input_clip]: a guard against far outliers
-        at prediction time being raised to high powers.
+    input_clip : float, "auto" or None, default "auto"
+        Scaled inputs are clipped to [-input_clip, input_clip]: the guard against new inputs
+        far outside the training range being raised to high powers (with min-max scaling, a
+        test value 10 times outside the range would reach 1e7 in an x**7 neuron). "auto" is 1
+        for "quantile" and "minmax" (the training range) and 5 for "standard".
     random_state : int, RandomState or None
         Seeds VSR, the initial weights, the validation split and the shuffling.
     device : {"auto", "cpu", "cuda"}, default "auto"
@@ -324,7 +394,7 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
                  basis="orthonormal", add_linear_term=True, parameter_budget=None, activation="relu", optimizer="adam", learning_rate=1e-3,
                  weight_decay=0.0, batch_size="auto", max_epochs=200, early_stopping=True,
                  validation_fraction=0.1, patience=20, scale_X="minmax", scale_y="standard",
-                 categorical="onehot", input_clip=10.0, random_state=None, device="auto", verbose=False):
+                 categorical="onehot", input_clip="auto", random_state=None, device="auto", verbose=False):
         super().__init__(
             hidden_layer_sizes, formula, vsr=vsr, task_layers=task_layers, basis=basis,
             add_linear_term=add_linear_term, parameter_budget=parameter_budget,
@@ -356,7 +426,8 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
     def predict(self, X) -> np.ndarray:
         """Predictions in the units of y: shape (n_samples,) or (n_samples, n_outputs)."""
         outputs = self._network_outputs(X)  # checks fitted first
-        out = self.target_scaler_.inverse_transform(outputs)
+        with np.errstate(over="ignore"):
+            out = _check_finite_outputs(self.target_scaler_.inverse_transform(outputs))
         return out[:, 0] if self._single_output else out
 
     def __sklearn_tags__(self):
@@ -387,12 +458,19 @@ class TaskNeuronClassifier(ClassifierMixin, _TaskNeuronBase):
     def _prepare_target(self, y: np.ndarray) -> tuple[np.ndarray, int]:
         if np.ndim(y) != 1:
             raise DataError(f"y must be 1-D class labels for TaskNeuronClassifier, got shape {np.shape(y)}")
-        check_classification_targets(y)
+        with warnings.catch_warnings():  # the case is refused below, with what to do
+            warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+            check_classification_targets(y)
         self._label_encoder = LabelEncoder()
         codes = self._label_encoder.fit_transform(y)
         self.classes_ = self._label_encoder.classes_
         if len(self.classes_) < 2:
             raise DataError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least two")
+        n_samples, n_classes = len(codes), len(self.classes_)
+        if n_samples > 20 and n_classes > round(0.5 * n_samples):  # scikit-learn's own threshold, as an error
+            raise DataError(f"y has {n_classes} classes for {n_samples} samples: most classes have a single "
+                            "example, too few to learn from, and the network would need one output per class. "
+                            "If y is a measured quantity use TaskNeuronRegressor; otherwise merge rare classes")
         return codes.astype(np.int64), len(self.classes_)
 
     def _vsr_target(self, y: np.ndarray, target: np.ndarray) -> np.ndarray:

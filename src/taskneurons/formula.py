@@ -136,13 +136,15 @@ class _Node(NamedTuple):
     degree: int
 
 
-def _check_finite_number(value: sp.Expr, token: str | None, position: int | None) -> sp.Expr:
+def _check_finite_number(value: sp.Expr, token: str | None, position: int | None,
+                         what: str | None = None) -> sp.Expr:
+    """Refuse a non-finite constant; ``what`` names it in the message when ``token`` is only an operator."""
     if value.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
-        raise FormulaError(f"the constant expression {token or value!s} is not finite (division by "
+        raise FormulaError(f"{what or f'the constant expression {token or value!s}'} is not finite (division by "
                            "zero or overflow); remove it", token=token, position=position)
     if value.is_Number and not math.isfinite(float(value)):
-        raise FormulaError(f"the number {token or value!s} is too large to be represented as a float; "
-                           "use a smaller constant", token=token, position=position)
+        raise FormulaError(f"{what or f'the number {token or value!s}'} is too large to be represented as a "
+                           "float; use a smaller constant", token=token, position=position)
     return value
 
 
@@ -207,15 +209,22 @@ class _Builder:
     def power(base: _Node, exponent: _Node, token=None, position=None) -> _Node:
         k = _as_exponent(exponent, token, position)
         if base.expr.is_Number:
-            if base.expr == 0 and k < 0:
+            if base.expr.is_zero and k < 0:  # is_zero: SymPy >= 1.13 has Float(0.0) != 0
                 raise FormulaError("0 raised to a negative power is not finite; remove it",
                                    token=token, position=position)
             if base.expr < 0 and not k.is_Integer:
                 raise FormulaError(f"a negative number to the power {k} is not real",
                                    token=token, position=position)
-            value = sp.Float(float(base.expr) ** float(k)) if not (base.expr.is_Integer and k.is_Integer
-                                                                    and k >= 0) else base.expr ** k
-            return _Node(_check_finite_number(value, token, position), 1, 0)
+            what = "a constant power in the formula"
+            if base.expr.is_Integer and k.is_Integer and k >= 0:
+                value = base.expr ** k
+            else:
+                try:  # Python's float ** raises OverflowError (1e200**2) instead of returning inf
+                    value = sp.Float(float(base.expr) ** float(k))
+                except (OverflowError, ZeroDivisionError):
+                    raise FormulaError(f"{what} is too large to be represented as a float; use a smaller "
+                                       "constant", token=token, position=position) from None
+            return _Node(_check_finite_number(value, token, position, what), 1, 0)
         expr = base.expr ** k
         if k.is_Integer and k > 0:
             size = math.comb(base.size + int(k) - 1, int(k)) if base.size > 1 else 1
@@ -239,8 +248,8 @@ class _Builder:
 
 
 def _check_constant(expr: sp.Expr, token, position) -> None:
-    if expr.is_Number:
-        _check_finite_number(expr, token, position)
+    if expr.is_Number:  # ``token`` is the operator (+ - * / @) that combined two constants
+        _check_finite_number(expr, token, position, "a constant part of the formula")
 
 
 def _check_bounds(node: _Node, token, position) -> _Node:
@@ -264,7 +273,9 @@ _TOKEN_RE = re.compile(
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>\*\*|[-+*/^@(),])
     """,
-    re.VERBOSE,
+    # ASCII: without it \d and \s also match Unicode digits and spaces *inside* a token that
+    # starts with an ASCII character ("1\u0663" would read as 13), past the ASCII check below.
+    re.VERBOSE | re.ASCII,
 )
 
 
@@ -917,10 +928,13 @@ class Formula:
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise FormulaError(f"formula record version {version!r} is newer than this taskneurons "
                                f"understands ({FORMAT_VERSION}); upgrade taskneurons")
+        terms = data.get("terms")
+        if isinstance(terms, Sequence) and len(terms) > MAX_TERMS:  # bound the parsing work up front
+            raise FormulaError(f"the formula record has {len(terms)} terms, more than the limit of {MAX_TERMS}")
         try:
             constant = float(data["constant"])
-            rows = [(str(r["term"]), float(r["coefficient"])) for r in data["terms"]]
-        except (KeyError, TypeError, ValueError) as exc:
+            rows = [(str(r["term"]), float(r["coefficient"])) for r in terms]
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # float(10**400): OverflowError
             raise FormulaError(f"malformed formula record: {exc}") from None
         return cls.from_terms([Term.parse(t) for t, _ in rows], [c for _, c in rows], constant)
 

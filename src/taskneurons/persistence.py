@@ -9,8 +9,13 @@ metadata carries:
   with a message asking to upgrade);
 * the estimator class (one of a fixed whitelist), its JSON-safe parameters and fitted state
   (formulas as :meth:`Formula.to_dict` records, re-read by the safe formula parser);
-* ``tensors_sha256``: a SHA-256 over every tensor's name, dtype, shape and bytes, checked on
-  load, so a truncated or tampered file is refused instead of silently predicting garbage.
+* ``tensors_sha256``: a SHA-256 over every tensor's name, dtype, shape and bytes, and
+  ``metadata_sha256``: a SHA-256 over the canonical JSON of the rest of the metadata. Both are
+  checked on load, so a truncated, damaged or edited file is refused instead of silently
+  predicting garbage. They are integrity checks, not signatures: whoever can write a file can
+  recompute them, so every value is validated as well (a whitelist of estimator classes and
+  dtypes, formulas through the safe parser, declared shapes against the tensors) and nothing
+  in a file can make loading run code.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ FORMAT_NAME = "taskneurons.model"
 FORMAT_VERSION = 1
 _METADATA_KEY = "taskneurons"
 _MAX_HEADER_BYTES = 64 * 1024 * 1024
+_CHECKSUM_KEYS = ("tensors_sha256", "metadata_sha256")
+#: dtypes a model's network may have, by name (never looked up with getattr on the torch module).
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+           "float64": torch.float64}
 
 
 def _estimator_classes() -> dict[str, type]:
@@ -48,6 +57,23 @@ def _tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def _metadata_digest(meta: dict[str, Any]) -> str:
+    """SHA-256 of the metadata without its checksums, as canonical JSON (sorted keys, no spaces)."""
+    body = {k: v for k, v in meta.items() if k not in _CHECKSUM_KEYS}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _refuse_constant(name: str) -> Any:
+    # json.loads accepts NaN/Infinity, which save() never writes (allow_nan=False).
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _parse_json(text: str | bytes) -> Any:
+    """Strict JSON; ValueError (also for over-long integers) or RecursionError (deep nesting) on bad input."""
+    return json.loads(text, parse_constant=_refuse_constant)
 
 
 def _json_param(value: Any) -> Any:
@@ -138,6 +164,8 @@ def save_estimator(estimator, path: str | os.PathLike) -> None:
         "fitted": fitted,
         "tensors_sha256": _tensors_digest(tensors),
     }
+    meta = json.loads(json.dumps(meta, allow_nan=False))  # digest exactly what load() will read back
+    meta["metadata_sha256"] = _metadata_digest(meta)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={_METADATA_KEY: json.dumps(meta, allow_nan=False)})
@@ -157,10 +185,10 @@ def _read_header(path: Path) -> dict[str, Any]:
                                  "model files are written by estimator.save()")
         raw = handle.read(header_len)
     try:
-        header = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        header = _parse_json(raw)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ModelFileError(f"{path} is not a taskneurons model file (unreadable header)") from None
-    if not isinstance(header, dict):
+    if not isinstance(header, dict) or not isinstance(header.get("__metadata__", {}), dict):
         raise ModelFileError(f"{path} is not a taskneurons model file (unexpected header)")
     return header
 
@@ -178,24 +206,34 @@ def load(path: str | os.PathLike):
     from safetensors.torch import load_file
 
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a directory, not a model file; pass the path given to estimator.save()")
     if not path.is_file():
         raise ModelFileError(f"no model file at {path}; pass the path given to estimator.save()")
     header = _read_header(path)
-    text = (header.get("__metadata__") or {}).get(_METADATA_KEY)
+    text = header.get("__metadata__", {}).get(_METADATA_KEY)
     if not isinstance(text, str):
         raise ModelFileError(f"{path} is a safetensors file but not a taskneurons model (no taskneurons metadata)")
     try:
-        meta = json.loads(text)
-    except json.JSONDecodeError:
+        meta = _parse_json(text)
+    except (ValueError, RecursionError):
         raise ModelFileError(f"{path}: the taskneurons metadata is damaged (not JSON)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{path} is not a taskneurons model file (format {meta.get('format')!r})")
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ModelFileError(f"{path} is not a taskneurons model file (format {found!r})")
     version = meta.get("version")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ModelFileError(f"{path}: invalid format version {version!r}")
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{path} was written by a newer taskneurons (model format {version}, this "
                              f"version reads up to {FORMAT_VERSION}); upgrade taskneurons to load it")
+    try:
+        digest = _metadata_digest(meta)
+    except (ValueError, RecursionError):
+        digest = None
+    if digest is None or digest != meta.get("metadata_sha256"):
+        raise ModelFileError(f"{path}: metadata checksum mismatch; the model description was modified or "
+                             "damaged (or the file was written by an older development version: save it again)")
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -206,7 +244,8 @@ def load(path: str | os.PathLike):
         return _rebuild(meta, tensors)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, OverflowError,
+            RecursionError) as exc:  # malformed values: report them, never a raw traceback
         raise ModelFileError(f"{path}: the model description is inconsistent ({type(exc).__name__}: {exc})") from None
 
 
@@ -231,11 +270,18 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
         elif isinstance(value, list) and isinstance(defaults[key], tuple):
             value = tuple(value)  # JSON has no tuples: give back what get_params() showed
         params[key] = value
+    if isinstance(params.get("formula"), str) and params["formula"] != "auto":
+        Formula(params["formula"])  # formula text in a file always goes through the safe parser
     estimator = cls(**params)
     fitted = meta["fitted"]
 
     estimator.formula_ = Formula.from_dict(fitted["formula"])
-    estimator.layer_formulas_ = [Formula.from_dict(f) for f in fitted["layer_formulas"]]
+    records = fitted["layer_formulas"]
+    n_layers = sum(1 for k in tensors if k.startswith("network/") and k.endswith(".weight"))
+    if not isinstance(records, list) or len(records) != n_layers:  # bounds the parsing work too
+        raise ModelFileError(f"the model file has {n_layers} weight layers but layer_formulas is not a list "
+                             f"of {n_layers} formula records")
+    estimator.layer_formulas_ = [Formula.from_dict(f) for f in records]
     estimator.hidden_layer_sizes_ = tuple(int(h) for h in fitted["hidden_layer_sizes"])
     estimator.n_features_in_ = int(fitted["n_features_in"])
     if fitted.get("feature_names_in") is not None:
@@ -251,13 +297,14 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
         estimator.n_outputs_ = n_out = int(fitted["n_outputs"])
         estimator._single_output = bool(fitted["single_output"])
     n_in = len(estimator.encoder_.scale_)
-    dtype = getattr(torch, fitted.get("dtype", "float32"))
-    if not isinstance(dtype, torch.dtype):
+    dtype = _DTYPES.get(fitted.get("dtype", "float32")) if isinstance(fitted.get("dtype", "float32"), str) else None
+    if dtype is None:
         raise ModelFileError(f"unknown dtype {fitted.get('dtype')!r} in the model file")
+    state = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("network/")}
+    _check_widths(state, [*estimator.hidden_layer_sizes_, n_out])
     network = TaskMLP(n_in, list(estimator.hidden_layer_sizes_), n_out, estimator.layer_formulas_,
                       activation=params.get("activation", "relu"), basis=params.get("basis", "terms"),
                       dtype=dtype)
-    state = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("network/")}
     network.load_state_dict(state, strict=True)
     estimator.network_ = network.eval()
     estimator.n_parameters_ = int(fitted["n_parameters"])
@@ -268,3 +315,18 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
     estimator.history_ = pd.DataFrame(fitted.get("history") or [])
     estimator.vsr_ = None
     return estimator
+
+
+def _check_widths(state: dict[str, torch.Tensor], widths: list[int]) -> None:
+    """Refuse layer widths the stored weights do not have, before anything of that size is built.
+
+    The metadata's widths decide how large a network ``load`` allocates; checking them against
+    the tensors first means an edited ``hidden_layer_sizes`` cannot make loading allocate
+    gigabytes (``load_state_dict`` would only notice the mismatch afterwards).
+    """
+    weights = sorted((int(k.split(".")[0]), v) for k, v in state.items()
+                     if k.endswith(".weight") and k.split(".")[0].isdigit())
+    found = [int(v.shape[0]) for _, v in weights if v.ndim == 2]
+    if found != [int(w) for w in widths]:
+        raise ModelFileError(f"the model file declares hidden_layer_sizes and outputs {widths}, but its "
+                             f"weights have layer widths {found}; the file is inconsistent")

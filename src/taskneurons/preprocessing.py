@@ -110,7 +110,13 @@ class TabularEncoder:
             # Halves first: high - low overflows for columns near +-1.8e308, high/2 - low/2 never does.
             low, high = raw.min(axis=0), raw.max(axis=0)
             half_span, middle = high / 2 - low / 2, low / 2 + high / 2
-            self.scale_ = 1.0 / np.where(half_span > 0, half_span, 1.0)
+            with np.errstate(over="ignore"):
+                self.scale_ = 1.0 / np.where(half_span > 0, half_span, 1.0)
+            if not np.isfinite(self.scale_).all():  # 1/span overflows for spans below ~5.6e-309
+                tiny = [self._name(j) for j in np.flatnonzero(~np.isfinite(self.scale_))]
+                raise DataError(f"columns {tiny} vary by less than 1e-308 (subnormal numbers): too little to "
+                                "scale to [-1, 1]; multiply them by a constant (e.g. 1e300) or use "
+                                "quantile scaling")
             self.offset_ = -middle * self.scale_  # a constant column maps to 0, the centre of [-1, 1]
         elif self.scale == "standard":
             with np.errstate(over="ignore", invalid="ignore"):
@@ -144,6 +150,11 @@ class TabularEncoder:
             np.clip(out, -self.clip, self.clip, out=out)
         return out
 
+    def _name(self, j: int) -> str:
+        """Name of encoded column ``j`` for messages."""
+        names = self.feature_names_out_
+        return names[j] if j < len(names) else f"x{j}"
+
     # -- encoding -----------------------------------------------------------------------------
     @property
     def feature_names_out_(self) -> list[str]:
@@ -157,8 +168,8 @@ class TabularEncoder:
         return out
 
     def _encode(self, X) -> np.ndarray:
-        if not _is_dataframe(X):
-            return _numeric(X, "X")
+        if not _is_dataframe(X) or self.feature_names_in_ is None:
+            return _numeric(np.asarray(X), "X")
         columns: list[np.ndarray] = []
         for i, name in enumerate(self.feature_names_in_):
             column = X.iloc[:, i]
@@ -219,16 +230,30 @@ class TargetScaler:
         self.scale = scale
 
     def fit_transform(self, y: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            center, spread = self._statistics(y)
+            if not (np.isfinite(center).all() and np.isfinite(spread).all()):
+                # Targets near the float64 limit (|y| ~ 1e308): the sums overflow. The statistics
+                # are affine, so compute them on y / max|y| and scale back.
+                size = np.max(np.abs(y), axis=0)
+                size = np.where(np.isfinite(size) & (size > 0), size, 1.0)
+                center, spread = self._statistics(y / size)
+                center, spread = center * size, spread * size
+            self.center_ = center
+            self.spread_ = np.where(spread > 0, spread, 1.0)
+            out = self.transform(y)
+        if not np.isfinite(out).all():
+            raise DataError("y has values so large that scaling them overflows float64; divide y by a "
+                            "constant (e.g. 1e300) before fitting and multiply the predictions back")
+        return out
+
+    def _statistics(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.scale == "standard":
-            self.center_ = y.mean(axis=0)
-            spread = y.std(axis=0)
-        elif self.scale == "minmax":
-            self.center_ = y.min(axis=0)
-            spread = y.max(axis=0) - self.center_
-        else:
-            self.center_, spread = np.zeros(y.shape[1]), np.ones(y.shape[1])
-        self.spread_ = np.where(spread > 0, spread, 1.0)
-        return self.transform(y)
+            return y.mean(axis=0), y.std(axis=0)
+        if self.scale == "minmax":
+            low = y.min(axis=0)
+            return low, y.max(axis=0) - low
+        return np.zeros(y.shape[1]), np.ones(y.shape[1])
 
     def transform(self, y: np.ndarray) -> np.ndarray:
         return (y - self.center_) / self.spread_

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
@@ -44,7 +45,7 @@ def run_cells(
     payloads: Sequence[Any],
     function: Callable[[Any], Any],
     *,
-    on_result: Callable[[Any], None],
+    on_result: Callable[[Any], Iterable[Any] | None],
     executor: str = "local",
     n_jobs: int = 1,
     address: str | None = None,
@@ -61,7 +62,9 @@ def run_cells(
         A module-level (picklable) function; it should catch the errors of its own cell and
         return them as data, since an exception here stops the whole run.
     on_result : callable
-        Called in this process with each result, in completion order.
+        Called in this process with each result, in completion order. It may return further
+        payloads (cells that needed this result); they run in the same session, on the same
+        workers, ahead of the cells not yet started (local executors).
     executor : {"local", "ray"}
         ``"local"`` runs in this process when ``n_jobs == 1`` and on a process pool otherwise;
         ``"ray"`` submits one task per cell to a Ray cluster (``address``) or a local Ray.
@@ -75,30 +78,43 @@ def run_cells(
     if not payloads:
         return
     bar = progress_bar(enabled=verbose, desc=desc, total=len(payloads), unit="cell")
+
+    def handle(result: Any) -> list[Any]:
+        more = list(on_result(result) or ())
+        bar.update()
+        if more and getattr(bar, "total", None) is not None:
+            bar.total += len(more)
+            bar.refresh()
+        return more
+
     try:
         if executor == "ray":
-            _run_ray(payloads, function, on_result, n_jobs, address, bar)
+            _run_ray(payloads, function, handle, n_jobs, address)
         elif n_jobs == 1:
-            for payload in payloads:
-                on_result(function(payload))
-                bar.update()
+            queue = deque(payloads)
+            while queue:
+                queue.extendleft(reversed(handle(function(queue.popleft()))))
         else:
-            _run_pool(payloads, function, on_result, n_jobs, bar)
+            _run_pool(payloads, function, handle, n_jobs)
     finally:
         bar.close()
 
 
-def _run_pool(payloads, function, on_result, n_jobs, bar) -> None:
+def _run_pool(payloads, function, handle, n_jobs) -> None:
     # "spawn": forking a process that already runs torch threads can deadlock the children.
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(n_jobs, len(payloads)), mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=context)
+    # Only a few cells are queued at a time, so follow-up cells start next and Ctrl-C has
+    # little to cancel.
+    queue = deque(payloads)
+    pending: set = set()
     try:
-        pending = {pool.submit(function, p) for p in payloads}
-        while pending:
+        while queue or pending:
+            while queue and len(pending) < 2 * n_jobs:
+                pending.add(pool.submit(function, queue.popleft()))
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                on_result(future.result())
-                bar.update()
+                queue.extendleft(reversed(handle(future.result())))
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -110,7 +126,7 @@ def _call(function: Callable[[Any], Any], payload: Any) -> Any:
     return function(payload)
 
 
-def _run_ray(payloads, function, on_result, n_jobs, address, bar) -> None:
+def _run_ray(payloads, function, handle, n_jobs, address) -> None:
     try:
         import ray
     except ImportError:
@@ -124,16 +140,16 @@ def _run_ray(payloads, function, on_result, n_jobs, address, bar) -> None:
         else:
             options["num_cpus"] = n_jobs
         ray.init(**options)
+    pending: list = []
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(_call)
         pending = [remote.remote(function, p) for p in payloads]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
-                on_result(ray.get(ref))
-                bar.update()
+                pending += [remote.remote(function, p) for p in handle(ray.get(ref))]
     except BaseException:
-        for ref in locals().get("pending", []):
+        for ref in pending:
             ray.cancel(ref, force=True)
         raise
     finally:

@@ -1,0 +1,183 @@
+"""What Table 5 and Table 6 runs share: the datasets to run, the result store's checks, execution.
+
+* :func:`resolve_datasets` turns ``--data-dir`` / ``--datasets`` into (name, task) pairs, checking
+  up front that each one can be loaded (a typo fails before any work starts).
+* :func:`open_results` opens ``<out>/results.jsonl`` and refuses to resume cells that were
+  computed with other settings (their stored ``settings_hash`` differs), and optionally drops
+  error cells so they are computed again.
+* :func:`execute` runs the missing cells on the chosen executor and streams each record to the
+  store as it arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+from .cells import Cell, run_cell
+from .executors import EXECUTORS, run_cells
+from .store import ResultStore, cell_key
+
+__all__ = ["DatasetSpec", "resolve_datasets", "open_results", "execute", "executor_session", "RESULTS_FILE"]
+
+RESULTS_FILE = "results.jsonl"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str  # registry name for registered datasets, the file stem otherwise
+    task: str  # "regression", "binary" or "multiclass"
+    size: int  # rows x features, to start the largest first
+    fingerprint: str = ""  # sha256 (16 hex digits) of the file: results of other data are never reused
+
+
+def _fingerprint(path: Path | None) -> str:
+    if path is None:
+        return ""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def resolve_datasets(data_dir: str | os.PathLike | None, names: Sequence[str] | None) -> list[DatasetSpec]:
+    """The datasets of a run, largest first; each is checked to be loadable here.
+
+    ``names=None`` means every table in ``data_dir`` (``$TASKNEURONS_DATA`` when None), registered
+    or not. A registered name with no local file is fetched once here (into the download cache)
+    so that workers do not all download it; if that fails, the loader's error says what to do.
+    """
+    from ..datasets import available, cache_dir, canonical_name, default_data_dir, find_file, get_info, load
+
+    folder = Path(data_dir) if data_dir is not None else default_data_dir()
+    if names is None or len(names) == 0:
+        names = available(folder)
+        if not names:
+            where = folder if folder is not None else "(no --data-dir given and $TASKNEURONS_DATA is unset)"
+            raise DataError(f"no datasets found in {where}; pass --data-dir with <name>.csv[.gz]/.parquet "
+                            "tables (target in the last column) or name them with --datasets")
+    specs: dict[str, DatasetSpec] = {}
+    for name in names:
+        registered = canonical_name(name)
+        if registered is not None and find_file(name, folder) is None:
+            load(name, folder)  # download into the cache, or raise the loader's explanation
+        info = get_info(name, folder)
+        key = registered or info.name
+        if key not in specs:
+            path = find_file(name, folder) or find_file(key, cache_dir() / "datasets")
+            specs[key] = DatasetSpec(key, info.task, int(info.n_samples) * max(1, int(info.n_features)),
+                                     _fingerprint(path))
+    return sorted(specs.values(), key=lambda s: -s.size)
+
+
+def _drop_keys(path: Path, keys: set[tuple]) -> None:
+    """Rewrite ``path`` without the records of ``keys`` (atomically: write, then rename)."""
+    kept = []
+    for raw in path.read_bytes().splitlines(keepends=True):
+        try:
+            if cell_key(json.loads(raw)) in keys:
+                continue
+        except (ValueError, DataError):
+            pass  # damaged lines are the store's business
+        kept.append(raw)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.writelines(kept)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def open_results(out: str | os.PathLike, expected: dict[tuple, str], *, retry_errors: bool = False
+                 ) -> Iterator[ResultStore]:
+    """Open (and lock) ``<out>/results.jsonl`` for a grid whose cells have the ``expected`` hashes;
+    a context manager yielding the open :class:`ResultStore`.
+
+    Raises
+    ------
+    DataError
+        When finished cells of this grid were computed with other settings.
+    """
+    store = ResultStore(Path(out) / RESULTS_FILE).open()
+    try:
+        stale = [(key, store.get(key).get("settings_hash")) for key in expected
+                 if key in store and store.get(key).get("settings_hash") != expected[key]]
+        if stale:
+            key, old = stale[0]
+            raise DataError(
+                f"{len(stale)} finished cell(s) in {store.path} were computed with other settings or other data "
+                f"than this run's (e.g. {dict(zip(('dataset', 'model', 'structure', 'seed', 'protocol'), key, strict=True))}: "
+                f"settings {old} there, {expected[key]} now). Use another --out folder (or another protocol "
+                f"name), or delete those lines to recompute them")
+        errors = {key for key in expected if key in store and store.get(key).get("status") != "ok"}
+        if retry_errors and errors:
+            store.close()
+            _drop_keys(store.path, errors)
+            store.open()
+        yield store
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def executor_session(executor: str, n_jobs: int, address: str | None) -> Iterator[None]:
+    """Keep one Ray session for all the phases of a run (``run_cells`` reuses an initialised Ray)."""
+    if executor not in EXECUTORS:
+        raise DataError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if executor != "ray":
+        yield
+        return
+    try:
+        import ray
+    except ImportError:
+        raise DataError("the ray executor needs Ray: pip install 'taskneurons[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        options: dict[str, Any] = {"ignore_reinit_error": True, "include_dashboard": False, "log_to_driver": False}
+        if address:
+            options["address"] = address
+        else:
+            options["num_cpus"] = n_jobs
+        ray.init(**options)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@dataclass
+class Progress:
+    """Counts of one run."""
+
+    computed: int = 0
+    errors: int = 0
+
+
+def execute(cells: Iterable[Cell], store: ResultStore, *, executor: str, n_jobs: int, address: str | None,
+            verbose: bool, desc: str, progress: Progress,
+            follow_up: Callable[[dict[str, Any]], Sequence[Cell]] | None = None) -> None:
+    """Run the cells not yet in ``store``; every record is appended the moment it arrives.
+
+    ``follow_up(record)`` (after the record is stored) returns cells that this result made ready
+    (TN cells once their formula is known); they run in the same session.
+    """
+    todo = [cell for cell in cells if cell.key not in store]
+
+    def on_result(record: dict[str, Any]) -> Sequence[Cell]:
+        if store.add(record):
+            progress.computed += 1
+            progress.errors += record.get("status") != "ok"
+        return follow_up(record) if follow_up is not None else ()
+
+    run_cells(todo, run_cell, on_result=on_result, executor=executor, n_jobs=n_jobs, address=address,
+              verbose=verbose, desc=desc)

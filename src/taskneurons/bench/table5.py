@@ -1,0 +1,74 @@
+"""Table 5: the formula vectorized symbolic regression finds on every dataset, beside the paper's.
+
+One ``VSR`` cell per dataset, on the training rows of the seed's 80/20 split, in the input space
+the networks of that protocol see (per-feature min-max to [-1, 1]). It is the very cell Table 6
+runs for that (dataset, seed, protocol), with the same key and settings: point both commands at
+one ``--out`` folder and discovery is shared. The record also holds the formula's own held-out
+metric (the same MSE / accuracy as Table 6) and its search time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .protocols import resolve_protocol
+from .runner import RESULTS_FILE, Progress, execute, executor_session, open_results, resolve_datasets
+from .table6 import BenchRun, vsr_cell
+
+__all__ = ["run_table5"]
+
+
+def run_table5(
+    data_dir: str | os.PathLike | None = None,
+    datasets: Sequence[str] | None = None,
+    out: str | os.PathLike = "runs/table5",
+    seed: int = 0,
+    n_jobs: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    console=None,
+    verbose: bool = False,
+    *,
+    protocol: str | Mapping[str, Any] = "fast",
+    retry_errors: bool = False,
+    report: bool = True,
+    paper_dir: str | os.PathLike | None = None,
+) -> BenchRun:
+    """Discover the formula of every dataset (resumable) and write ``results.jsonl`` and ``report.md``.
+
+    Parameters are those of :func:`~taskneurons.bench.run_table6`; ``seed`` picks the split and
+    seeds the search; ``protocol`` supplies the test share, the input encoding and the VSR settings.
+    """
+    start = time.perf_counter()
+    settings = resolve_protocol(protocol)
+    folder = None if data_dir is None else str(Path(data_dir).resolve())
+    specs = resolve_datasets(folder, datasets)
+    cells = [vsr_cell(spec, int(seed), settings, folder) for spec in specs]
+    expected = {cell.key: cell.settings_hash for cell in cells}
+    out = Path(out)
+    progress = Progress()
+    with executor_session(executor, n_jobs, address), open_results(out, expected, retry_errors=retry_errors) as store:
+        n_done_before = sum(key in store for key in expected)
+        execute(cells, store, executor=executor, n_jobs=n_jobs, address=address, verbose=verbose,
+                desc="table5 (VSR)", progress=progress)
+        n_errors = sum(store.get(key).get("status") != "ok" for key in expected if key in store)
+    report_path = None
+    if report:
+        from .report import build_report, print_table5
+
+        report_path = build_report(out, paper_dir=paper_dir)
+        if console is not None:
+            print_table5(console, out, protocol=settings["name"], paper_dir=paper_dir,
+                         datasets=[s.name for s in specs], seeds=[int(seed)])
+    run = BenchRun(out=out, results=out / RESULTS_FILE, report=report_path, n_cells=len(expected),
+                   n_computed=progress.computed, n_skipped=n_done_before, n_errors=n_errors,
+                   seconds=time.perf_counter() - start)
+    if console is not None:
+        console.print(f"{run.n_cells} datasets: {run.n_computed} computed now, {run.n_skipped} already done, "
+                      f"{run.n_errors} errors; {run.seconds:.1f} s. Results: {run.results}"
+                      + (f"; report: {run.report}" if run.report else ""))
+    return run

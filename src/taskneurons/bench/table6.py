@@ -1,0 +1,239 @@
+"""Table 6: linear-neuron (LN) vs task-based (TN) networks, structures S1..S5, several seeds.
+
+The grid, per dataset and seed (seed s = the s-th 80/20 split, also every model's seed):
+
+* one ``VSR`` cell (structure ``"-"``): the formula discovered on that split's training rows;
+* one ``LN`` and one ``TN`` cell per structure; TN takes the VSR cell's formula, so discovery
+  runs once per (dataset, seed), not per structure, and its widths are shrunk so the TN network
+  has no more parameters than the LN one;
+* one cell per boosting baseline (structure ``"-"``): HGB always, XGBoost / LightGBM if installed.
+
+The VSR cells are queued first; each TN cell is queued as soon as its formula is stored. Every
+record is appended to ``<out>/results.jsonl`` as it arrives; a re-run computes only what is
+missing, so an interrupted run loses at most the cells in flight. Then ``report.md`` and the
+figures are (re)built from the JSONL alone (:func:`~taskneurons.bench.report.build_report`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+from .cells import NO_STRUCTURE, Cell, settings_hash
+from .protocols import BOOSTING_MODULES, LN_SETTINGS, TN_SETTINGS, resolve_protocol, resolve_structures
+from .runner import (
+    RESULTS_FILE,
+    DatasetSpec,
+    Progress,
+    execute,
+    executor_session,
+    open_results,
+    resolve_datasets,
+)
+
+__all__ = ["run_table6", "table6_cells", "BenchRun", "encoder_settings", "available_boosting"]
+
+
+@dataclass
+class BenchRun:
+    """What a run did. Counts are cells; ``seconds`` is wall-clock time of the whole call."""
+
+    out: Path
+    results: Path
+    report: Path | None
+    n_cells: int
+    n_computed: int
+    n_skipped: int
+    n_errors: int
+    seconds: float
+
+
+def encoder_settings(estimator: Mapping[str, Any]) -> dict[str, Any]:
+    """The input encoding the networks' estimator applies (VSR discovers in the same space)."""
+    from ..estimators import TaskNeuronRegressor
+
+    params = TaskNeuronRegressor().get_params()
+    encoder = TaskNeuronRegressor(**{k: v for k, v in estimator.items() if k in params}).make_encoder()
+    return {"scale_X": encoder.scale, "categorical": encoder.categorical, "input_clip": encoder.clip}
+
+
+def available_boosting(boosting: bool | Sequence[str], protocol: Mapping[str, Any]) -> list[str]:
+    """Boosting models to run: all configured ones whose package is installed (True), none (False),
+    or the named ones (an error names a missing package)."""
+    configured = dict(protocol.get("boosting") or {})
+    if boosting is False or boosting is None:
+        return []
+    if boosting is True:
+        return [m for m in configured if importlib.util.find_spec(BOOSTING_MODULES.get(m, m)) is not None]
+    names = [boosting] if isinstance(boosting, str) else list(boosting)
+    for name in names:
+        if name not in configured:
+            raise DataError(f"unknown boosting model {name!r}; configured: {', '.join(configured)}")
+        module = BOOSTING_MODULES.get(name, name)
+        if importlib.util.find_spec(module) is None:
+            raise DataError(f"boosting model {name!r} needs the package {module!r}: pip install {module}")
+    return names
+
+
+def vsr_cell(spec: DatasetSpec, seed: int, protocol: Mapping[str, Any], data_dir: str | None) -> Cell:
+    """The discovery cell of (dataset, seed); shared by Table 5 and Table 6 runs of a protocol."""
+    encoder = encoder_settings(protocol["estimator"])
+    settings = dict(protocol["vsr"])
+    digest = settings_hash({"model": "VSR", "test_size": protocol["test_size"], "encoder": encoder,
+                            "settings": settings, "data": spec.fingerprint})
+    return Cell(spec.name, "VSR", NO_STRUCTURE, seed, protocol["name"], spec.task, data_dir,
+                protocol["test_size"], settings=settings, encoder=encoder, settings_hash=digest,
+                data_sha=spec.fingerprint)
+
+
+def table6_cells(specs: Sequence[DatasetSpec], structures: Mapping[str, tuple[int, ...]], seeds: Sequence[int],
+                 protocol: Mapping[str, Any], boosting: Sequence[str], data_dir: str | None
+                 ) -> tuple[list[Cell], list[Cell]]:
+    """(VSR cells, then boosting and LN cells; TN cells without their formula yet), dataset by dataset
+    so a worker keeps reusing the dataset it has loaded."""
+    first: list[Cell] = []
+    second: list[Cell] = []
+    for spec in specs:
+        common = {"test_size": protocol["test_size"], "data": spec.fingerprint}
+        vsr = {seed: vsr_cell(spec, seed, protocol, data_dir) for seed in seeds}
+        first.extend(vsr.values())
+        for model in boosting:
+            settings = dict(protocol["boosting"][model])
+            digest = settings_hash({"model": model, **common, "settings": settings})
+            first.extend(Cell(spec.name, model, NO_STRUCTURE, seed, protocol["name"], spec.task, data_dir,
+                              protocol["test_size"], settings=settings, settings_hash=digest,
+                              data_sha=spec.fingerprint) for seed in seeds)
+        for structure, hidden in structures.items():
+            for model, extra, bucket in (("LN", LN_SETTINGS, first), ("TN", TN_SETTINGS, second)):
+                settings = {**protocol["estimator"], **extra}
+                for seed in seeds:
+                    depends = vsr[seed].settings_hash if model == "TN" else None
+                    digest = settings_hash({"model": model, **common, "settings": settings, "hidden": hidden,
+                                            "depends": depends})
+                    bucket.append(Cell(spec.name, model, structure, seed, protocol["name"], spec.task, data_dir,
+                                       protocol["test_size"], settings=settings, hidden=tuple(hidden),
+                                       settings_hash=digest, data_sha=spec.fingerprint))
+    return first, second
+
+
+class _Formulas:
+    """Hands TN cells their (dataset, seed)'s discovered formula as soon as the VSR cell is stored.
+
+    A TN cell whose VSR cell failed gets an error record instead (so ``--retry-errors`` redoes both).
+    """
+
+    def __init__(self, cells: Sequence[Cell], store, protocol_name: str, progress: Progress):
+        self.store, self.protocol, self.progress = store, protocol_name, progress
+        self.waiting: dict[tuple[str, int], list[Cell]] = {}
+        for cell in cells:
+            if cell.key not in store:
+                self.waiting.setdefault((cell.dataset, cell.seed), []).append(cell)
+
+    def release(self, dataset: str, seed: int) -> list[Cell]:
+        from dataclasses import replace
+
+        source = self.store.get((dataset, "VSR", NO_STRUCTURE, seed, self.protocol))
+        if source is None:
+            return []  # not computed yet: wait for it
+        cells = self.waiting.pop((dataset, seed), [])
+        if source.get("status") == "ok" and source.get("formula_record"):
+            return [replace(cell, formula=source["formula_record"]) for cell in cells]
+        for cell in cells:
+            record = cell.base_record()
+            record.update(status="error", warnings=[], time=0.0,
+                          error=f"no formula: the VSR cell of this dataset and seed failed "
+                                f"({source.get('error')}); rerun with --retry-errors once it is fixed")
+            if self.store.add(record):
+                self.progress.computed += 1
+                self.progress.errors += 1
+        return []
+
+    def ready_now(self) -> list[Cell]:
+        return [cell for key in list(self.waiting) for cell in self.release(*key)]
+
+    def follow_up(self, record: dict[str, Any]) -> list[Cell]:
+        if record.get("model") != "VSR" or record.get("protocol") != self.protocol:
+            return []
+        return self.release(record["dataset"], record["seed"])
+
+
+def run_table6(
+    data_dir: str | os.PathLike | None = None,
+    datasets: Sequence[str] | None = None,
+    structures: Sequence[str] | Mapping[str, Sequence[int]] | None = None,
+    seeds: int | Sequence[int] = 10,
+    protocol: str | Mapping[str, Any] = "fast",
+    out: str | os.PathLike = "runs/table6",
+    n_jobs: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    boosting: bool | Sequence[str] = True,
+    console=None,
+    verbose: bool = False,
+    *,
+    retry_errors: bool = False,
+    report: bool = True,
+    paper_dir: str | os.PathLike | None = None,
+) -> BenchRun:
+    """Run (or resume) the Table 6 grid and write ``results.jsonl``, ``report.md`` and figures to ``out``.
+
+    Parameters
+    ----------
+    data_dir : folder of ``<name>.csv[.gz]`` / ``.parquet`` tables (target last); default ``$TASKNEURONS_DATA``.
+    datasets : names to run; default every table in ``data_dir`` (registered or not).
+    structures : names among S1..S5 (default all), or a mapping name -> LN widths.
+    seeds : number of seeds (0..N-1) or the seeds themselves.
+    protocol : "fast", "paper" or a dict merged over "fast" (see :mod:`.protocols`).
+    n_jobs, executor, address : workers; ``"local"`` (process pool when ``n_jobs > 1``) or ``"ray"``
+        (the cluster at ``address``, else a local Ray with ``n_jobs`` CPUs). Same numbers either way.
+        On a Ray cluster every node needs taskneurons installed and ``data_dir`` at the same path;
+        only this process writes the results.
+    boosting : True = every configured baseline whose package is installed; False = none; or names.
+    console : a rich Console for the final summary table; nothing is printed without one.
+    verbose : progress bars over cells.
+    retry_errors : recompute cells recorded as errors (they are kept, and skipped, by default).
+    report : build ``report.md`` and the PNG figures at the end.
+    paper_dir : folder of the paper's table5.csv / table6.csv (default: found automatically).
+    """
+    start = time.perf_counter()
+    settings = resolve_protocol(protocol)
+    shapes = resolve_structures(structures)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seed_list or any(s < 0 for s in seed_list):
+        raise DataError(f"seeds must be a positive count or non-negative seeds, got {seeds!r}")
+    folder = None if data_dir is None else str(Path(data_dir).resolve())
+    specs = resolve_datasets(folder, datasets)
+    models = available_boosting(boosting, settings)
+    first, second = table6_cells(specs, shapes, seed_list, settings, models, folder)
+    expected = {cell.key: cell.settings_hash for cell in (*first, *second)}
+    out = Path(out)
+    progress = Progress()
+    with executor_session(executor, n_jobs, address), open_results(out, expected, retry_errors=retry_errors) as store:
+        n_done_before = sum(key in store for key in expected)
+        formulas = _Formulas(second, store, settings["name"], progress)
+        # TN cells whose formula is stored already go first; the others follow their VSR cell.
+        execute([*formulas.ready_now(), *first], store, executor=executor, n_jobs=n_jobs, address=address,
+                verbose=verbose, desc="table6 cells", progress=progress, follow_up=formulas.follow_up)
+        n_errors = sum(store.get(key).get("status") != "ok" for key in expected if key in store)
+    report_path = None
+    if report:
+        from .report import build_report, print_table6
+
+        report_path = build_report(out, paper_dir=paper_dir)
+        if console is not None:
+            print_table6(console, out, protocol=settings["name"], paper_dir=paper_dir,
+                         datasets=[s.name for s in specs], structures=list(shapes))
+    run = BenchRun(out=out, results=out / RESULTS_FILE, report=report_path, n_cells=len(expected),
+                   n_computed=progress.computed, n_skipped=n_done_before, n_errors=n_errors,
+                   seconds=time.perf_counter() - start)
+    if console is not None:
+        console.print(f"{run.n_cells} cells: {run.n_computed} computed now, {run.n_skipped} already done, "
+                      f"{run.n_errors} errors; {run.seconds:.1f} s. Results: {run.results}"
+                      + (f"; report: {run.report}" if run.report else ""))
+    return run

@@ -1,0 +1,579 @@
+"""``VSR``: vectorized symbolic regression as a scikit-learn estimator.
+
+The model is f(x_1..x_d) = c0 + sum_k c_k sum_i phi_k(u_i), where u = scaled x (see
+:mod:`.scaling`) and the terms phi_k are shared by every input variable. Fitting:
+
+1. validate the data (clear :class:`~taskneurons.errors.DataError` on bad input);
+2. fit the input scaling and split off a validation part;
+3. aggregate every candidate term over the features, in row blocks (:mod:`.features`), on
+   the training rows or, for large data, a row subsample of them;
+4. search term sets on the cached Gram matrices and refine inner constants (:mod:`.search`);
+5. judge the finalists on all rows: the training rows give the front and the BIC, the
+   validation rows the ``val_loss``; pick one formula with a parsimony rule (:mod:`.selection`);
+6. polish the chosen formula's inner constants on (up to a budget of) all training rows and
+   refit its outer coefficients exactly, in float64, on all rows.
+
+Where a formula lives: ``formula_`` is written in the *scaled* inputs u (what the estimator and
+a task-based layer fed with ``scaler_.transform(X)`` compute); ``formula_raw_`` is the same model
+in raw units when one common map scales every feature (``scale="shared"`` or None).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import sympy as sp
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..errors import DataError, NumericalError
+from ..formula import Formula, Term
+from ..formula import X as SYMBOL
+from .features import GramCache, aggregate
+from .fit import least_squares_coefficients
+from .grammar import Candidate, DataRange, generate_candidates, parse_bases
+from .scaling import SCALE_MODES, AffineScaler
+from .search import DataAccess, SearchConfig, TermSearch, refine_constants
+from .selection import SELECTIONS, bic, pareto_front, select
+
+__all__ = ["VSR"]
+
+_TASKS = ("regression", "classification")
+_CLASSIFICATION_MODES = ("onehot", "label")
+_BACKENDS = ("auto", "numpy", "torch")
+#: Default number of terms for an extended grammar (powers alone default to all of them).
+_DEFAULT_EXTENDED_TERMS = 4
+#: Below this many rows no validation split is made (it would leave too few to fit on).
+_MIN_ROWS_FOR_VALIDATION = 20
+#: Values (rows x features x candidate terms) the search evaluates before it subsamples rows.
+_SEARCH_BUDGET = 1e8
+_MIN_SEARCH_ROWS = 300
+#: Values (rows x features) the polish of the leading formulas' constants may use, and how many.
+_POLISH_BUDGET = 5e5
+_N_POLISH = 3
+
+
+class VSR(RegressorMixin, BaseEstimator):
+    """Vectorized symbolic regression: one formula g shared by every input variable.
+
+    Prediction: ``f(x) = c0 + sum_k c_k * sum_i phi_k(u_i)`` with ``u`` the scaled inputs; the
+    constant is added once. Outer coefficients are solved exactly by least squares; the search
+    covers only the term structure and inner constants.
+
+    Parameters
+    ----------
+    bases : str or sequence of str, default "poly"
+        Term families: ``"poly"`` (x, x**2, ..., x**max_degree), ``"trig"``, ``"exp"``, ``"log"``,
+        ``"sqrt"``, ``"tanh"``, ``"rational"``, or ``"all"`` (see :mod:`taskneurons.vsr.grammar`).
+    max_degree : int, default 7
+        Highest power of x.
+    max_terms : int or None, default None
+        Most terms in a formula. None: ``max_degree`` for ``bases="poly"`` (every subset of the
+        powers is tried), 4 when other families are on.
+    scale : {"minmax", "shared", None}, default "minmax"
+        Input scaling (see :mod:`taskneurons.vsr.scaling`). ``formula_`` is written in the
+        *scaled* inputs u; with ``"shared"`` or None, ``formula_raw_`` is the same model written
+        in raw units.
+    task : {"regression", "classification"}, default "regression"
+    classification : {"onehot", "label"}, default "onehot"
+        How class labels become targets: ``"onehot"`` fits one column per class with shared
+        terms (a single 0/1 column for two classes) and predicts the class with the largest
+        output; ``"label"`` is the paper's way: regress the class index 0..C-1 and round.
+    selection : {"bic", "validation", "best_val"}, default "bic"
+        How one formula is picked from the front (see :mod:`taskneurons.vsr.selection`).
+    parsimony : float, default 1.0
+        Tolerance of the parsimony rule: BIC within ``2 * parsimony`` of the lowest, or
+        validation error within ``parsimony`` standard errors of the lowest; the simplest formula
+        within it wins. 0 picks the best score outright.
+    validation_fraction : float, default 0.2
+        Share of rows held out for the front's ``val_loss`` (and ``selection="validation"``).
+        The chosen formula's outer coefficients are then refitted on all rows.
+    beam_width : int, default 20
+        Combinations of term shapes kept per size for local search (extended grammars).
+    refine : bool, default True
+        Refine inner constants by nonlinear least squares (variable projection).
+    random_state : int, numpy Generator or None
+        Seeds the validation split and the refinement subsample.
+    time_budget : float or None
+        Seconds for the search; when they run out the best formula found so far is kept.
+    n_jobs : int or None
+        Threads over row blocks when aggregating features (numpy backend).
+    device : str, default "cpu"
+        Where features are computed; a CUDA device (``"cuda"``) uses torch.
+    backend : {"auto", "numpy", "torch"}, default "auto"
+        ``"auto"``: numpy on ``"cpu"``, torch elsewhere. ``"torch"`` on ``"cpu"`` is supported.
+    chunk_size : int or None
+        Rows per block (default: about 2**16 values per block, so memory stays flat in n and d).
+    verbose : bool, default False
+        Progress bars per stage.
+    callback : callable or None
+        ``callback(info: dict) -> bool``, called after each search size and refinement round with
+        ``stage``, ``n_terms``, ``n_evaluated``, ``best_terms``, ``best_loss`` (standardised
+        training MSE) and ``elapsed`` (seconds); returning True stops the search early.
+
+    Attributes
+    ----------
+    formula_ : Formula
+        The chosen formula in the scaled inputs u. With several outputs, the first output's
+        formula (for binary one-hot classification, the positive class); all outputs share its
+        terms (``terms_``), which is all a task-based layer needs.
+    formulas_ : list of Formula
+        One formula per output, same terms, own coefficients.
+    formula_raw_, formulas_raw_ : Formula / list, or None
+        The same models written in raw input units (``scale="shared"`` or None; None for
+        ``"minmax"``, where no single raw-unit formula exists).
+    terms_ : tuple of Term
+        The shared terms.
+    coef_ : ndarray of shape (n_outputs, n_terms)
+    intercept_ : ndarray of shape (n_outputs,)
+    pareto_ : DataFrame
+        The front: formulas that no simpler one beats, "simpler" meaning fewer nodes or fewer
+        fitted numbers (sorted by complexity). Columns ``complexity`` (node count), ``n_terms``,
+        ``train_loss`` and ``val_loss`` (MSE in target units, averaged over outputs; fit on the
+        training split), ``bic``, ``selected`` and ``formula`` (first-output Formula, scaled
+        inputs, coefficients refitted on all rows).
+    scaler_ : AffineScaler
+    classes_ : ndarray (classification only)
+    n_features_in_, feature_names_in_ : as in scikit-learn
+    n_evaluated_ : int, number of term sets solved
+    stopped_early_ : None, "time_budget" or "callback"
+    fit_time_ : float, seconds spent in ``fit``
+
+    Examples
+    --------
+    >>> from taskneurons.vsr import VSR, make_vsr_task
+    >>> X, y, truth = make_vsr_task(1000, 20, terms=["x**2", "x**5"], random_state=0)
+    >>> model = VSR(scale=None, random_state=0).fit(X, y)
+    >>> model.formula_.same_terms(truth)
+    True
+    """
+
+    def __init__(self, bases: str | Sequence[str] = "poly", max_degree: int = 7, max_terms: int | None = None,
+                 scale: str | None = "minmax", task: str = "regression", classification: str = "onehot",
+                 selection: str = "bic", parsimony: float = 1.0, validation_fraction: float = 0.2,
+                 beam_width: int = 20, refine: bool = True, random_state=None, time_budget: float | None = None,
+                 n_jobs: int | None = None, device: str = "cpu", backend: str = "auto",
+                 chunk_size: int | None = None, verbose: bool = False,
+                 callback: Callable[[dict], object] | None = None):
+        self.bases = bases
+        self.max_degree = max_degree
+        self.max_terms = max_terms
+        self.scale = scale
+        self.task = task
+        self.classification = classification
+        self.selection = selection
+        self.parsimony = parsimony
+        self.validation_fraction = validation_fraction
+        self.beam_width = beam_width
+        self.refine = refine
+        self.random_state = random_state
+        self.time_budget = time_budget
+        self.n_jobs = n_jobs
+        self.device = device
+        self.backend = backend
+        self.chunk_size = chunk_size
+        self.verbose = verbose
+        self.callback = callback
+
+    # -- scikit-learn plumbing ----------------------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        # The model class (one formula shared by all features) cannot fit arbitrary linear
+        # targets such as sklearn's random regression problems.
+        tags.regressor_tags.poor_score = True
+        return tags
+
+    # -- parameter and data checks ------------------------------------------------------------
+    def _check_params(self) -> tuple[tuple[str, ...], int, str]:
+        families = parse_bases(self.bases)
+        if not isinstance(self.max_degree, (int, np.integer)) or not 1 <= self.max_degree <= 32:
+            raise ValueError(f"max_degree must be an integer in [1, 32], got {self.max_degree!r}")
+        if self.max_terms is not None and (not isinstance(self.max_terms, (int, np.integer)) or self.max_terms < 1):
+            raise ValueError(f"max_terms must be a positive integer or None, got {self.max_terms!r}")
+        if self.scale not in SCALE_MODES:
+            raise ValueError(f"scale must be 'minmax', 'shared' or None, got {self.scale!r}")
+        if self.task not in _TASKS:
+            raise ValueError(f"task must be one of {_TASKS}, got {self.task!r}")
+        if self.classification not in _CLASSIFICATION_MODES:
+            raise ValueError(f"classification must be one of {_CLASSIFICATION_MODES}, got {self.classification!r}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if not (isinstance(self.parsimony, (int, float)) and self.parsimony >= 0):
+            raise ValueError(f"parsimony must be a number >= 0, got {self.parsimony!r}")
+        if not (isinstance(self.validation_fraction, (int, float)) and 0 <= self.validation_fraction < 0.9):
+            raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}")
+        if not isinstance(self.beam_width, (int, np.integer)) or self.beam_width < 1:
+            raise ValueError(f"beam_width must be a positive integer, got {self.beam_width!r}")
+        if self.time_budget is not None and not (isinstance(self.time_budget, (int, float)) and self.time_budget >= 0):
+            raise ValueError(f"time_budget must be a number of seconds >= 0 or None, got {self.time_budget!r}")
+        if self.chunk_size is not None and (not isinstance(self.chunk_size, (int, np.integer)) or self.chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive integer or None, got {self.chunk_size!r}")
+        if self.callback is not None and not callable(self.callback):
+            raise ValueError("callback must be callable (info: dict) -> bool, or None")
+        if self.backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {self.backend!r}")
+        device = str(self.device)
+        backend = self.backend if self.backend != "auto" else ("numpy" if device == "cpu" else "torch")
+        if backend == "numpy" and device != "cpu":
+            raise ValueError(f"backend='numpy' runs on the CPU only; use backend='torch' for device={device!r}")
+        if backend == "torch":
+            import torch
+
+            try:
+                dev = torch.device(device)
+            except RuntimeError as exc:
+                raise ValueError(f"unknown device {device!r}: {exc}") from None
+            if dev.type == "cuda" and not torch.cuda.is_available():
+                raise ValueError(f"device={device!r} but CUDA is not available here; use device='cpu'")
+        return families, int(self.max_degree), backend
+
+    def _check_X(self, X, reset: bool) -> np.ndarray:
+        """Validated 2-D float array (float32 kept as is, never copied when already numeric)."""
+        if hasattr(X, "dtypes") and hasattr(X, "columns"):
+            bad = [str(c) for c, dt in X.dtypes.items()
+                   if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
+            if bad:
+                raise DataError(f"X has non-numeric columns {bad}; encode them as numbers first "
+                                "(e.g. one-hot with pandas.get_dummies or sklearn's OneHotEncoder)")
+        try:
+            X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False,
+                              ensure_min_samples=1, ensure_min_features=1)
+        except ValueError as exc:
+            text = str(exc)
+            if "could not convert" in text or "convert" in text and "float" in text:
+                raise DataError(f"X has non-numeric values ({text}); encode categorical columns as "
+                                "numbers first (one-hot or ordinal)") from None
+            raise DataError(f"{text} Pass X as a 2-D numeric array of shape (n_samples, n_features).") from None
+        _check_finite(X, "X")
+        return X
+
+    def _check_y(self, y, n_samples: int) -> np.ndarray:
+        """Targets as a float array (n, m); sets classes_ for classification."""
+        y_arr = np.asarray(y) if not hasattr(y, "to_numpy") else y.to_numpy()
+        self._y_ndim = 1 if self.task == "classification" else y_arr.ndim
+        if y_arr.ndim == 0 or y_arr.ndim > 2:
+            raise DataError(f"y must be 1-D (n_samples,) or 2-D (n_samples, n_outputs), got shape {y_arr.shape}")
+        if y_arr.shape[0] != n_samples:
+            raise DataError(f"X has {n_samples} rows but y has {y_arr.shape[0]}; they must have the same length")
+        if self.task == "classification":
+            if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+                y_arr = y_arr[:, 0]
+            if y_arr.ndim != 1:
+                raise DataError("task='classification' takes one label per row (y of shape (n_samples,))")
+            if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
+                raise DataError("y contains NaN or infinity; remove those rows first")
+            try:
+                check_classification_targets(y_arr)
+            except ValueError as exc:
+                raise DataError(f"{exc}; task='classification' needs class labels") from None
+            self.classes_, codes = np.unique(y_arr, return_inverse=True)
+            if len(self.classes_) < 2:
+                raise DataError(f"y has one class only ({self.classes_[0]!r}); classification needs at least 2")
+            if self.classification == "label":
+                return codes.astype(float)[:, None]
+            onehot = np.zeros((n_samples, len(self.classes_)))
+            onehot[np.arange(n_samples), codes] = 1.0
+            return onehot[:, 1:] if len(self.classes_) == 2 else onehot
+        try:
+            Y = np.asarray(y_arr, dtype=float)
+        except (TypeError, ValueError):
+            raise DataError("y must be numeric for task='regression'; for class labels use "
+                            "task='classification'") from None
+        _check_finite(Y, "y")
+        Y = Y.reshape(n_samples, -1)
+        if Y.shape[1] == 0:
+            raise DataError("y has no columns")
+        constant = np.ptp(Y, axis=0) == 0
+        if constant.any():
+            which = "y is constant" if Y.shape[1] == 1 else f"columns {np.flatnonzero(constant).tolist()} of y are constant"
+            raise DataError(f"{which} (value {Y[0, np.flatnonzero(constant)[0]]:g}); there is nothing for a "
+                            "formula to fit")
+        return Y
+
+    # -- fit ----------------------------------------------------------------------------------
+    def fit(self, X, y) -> VSR:
+        """Search the formula for ``X`` (n_samples, n_features) and ``y`` (n_samples[, n_outputs])."""
+        start = time.perf_counter()
+        families, max_degree, backend = self._check_params()
+        if y is None:
+            raise DataError("VSR requires y to be passed, but the target y is None")
+        X = self._check_X(X, reset=True)
+        n, d = X.shape
+        if n < 3:
+            raise DataError(f"VSR needs at least 3 samples, got n_samples = {n}")
+        Y = self._check_y(y, n)
+        self.n_outputs_ = Y.shape[1]
+        rng = _generator(self.random_state)
+
+        scaler = AffineScaler(self.scale).fit(X)
+        self.scaler_ = scaler
+        lo_f = np.minimum(scaler.data_min_ * scaler.scale_ + scaler.offset_,
+                          scaler.data_max_ * scaler.scale_ + scaler.offset_)
+        hi_f = np.maximum(scaler.data_min_ * scaler.scale_ + scaler.offset_,
+                          scaler.data_max_ * scaler.scale_ + scaler.offset_)
+        self.data_range_ = DataRange(float(lo_f.min()), float(hi_f.max()))
+
+        n_val = int(round(self.validation_fraction * n)) if n >= _MIN_ROWS_FOR_VALIDATION else 0
+        order = rng.permutation(n)
+        val = np.sort(order[:n_val])
+        train = np.sort(order[n_val:])
+
+        candidates = generate_candidates(families, max_degree, self.data_range_)
+        # The search runs on a row subsample when the data are large (ranking term sets needs far
+        # fewer rows than the data offer); the finalists are then judged on every row.
+        n_search = _search_size(len(train), d, len(candidates))
+        search_rows = train if n_search >= len(train) else np.sort(rng.choice(train, n_search, replace=False))
+        data = DataAccess(X, scaler, self.data_range_, search_rows, backend=backend, device=str(self.device),
+                          chunk_size=self.chunk_size, n_jobs=self.n_jobs, verbose=self.verbose)
+        S = data.columns(candidates)
+        usable = np.isfinite(S).all(axis=0) & (np.ptp(S, axis=0) > 0)
+        if not usable.any():
+            raise DataError("every aggregated feature is constant over the rows of X (are all columns "
+                            "constant?); VSR has nothing to fit")
+        candidates = [c for c, ok in zip(candidates, usable, strict=True) if ok]
+        search_cache = GramCache(S[:, usable], Y[search_rows], np.arange(len(search_rows)), np.arange(0))
+        del S
+
+        extended = any(f != "poly" for f in families)
+        default_terms = _DEFAULT_EXTENDED_TERMS if extended else max_degree
+        max_terms = int(self.max_terms) if self.max_terms is not None else default_terms
+        # Never more terms than the training rows can determine (with the constant).
+        max_terms = max(1, min(max_terms, len(search_rows) - 2))
+        config = SearchConfig(max_terms=max_terms, beam_width=int(self.beam_width), refine=bool(self.refine),
+                              deadline=None if self.time_budget is None else start + float(self.time_budget),
+                              callback=self.callback, verbose=self.verbose, start_time=start)
+        search = TermSearch(search_cache, candidates, data, config, rng)
+        search.run(range(len(candidates)))
+        self.n_evaluated_ = search.n_evaluated
+        self.stopped_early_ = search.stopped
+
+        # Judge the finalists on all rows: training rows for the front, validation rows beside.
+        bank = search.bank
+        finalists = search.finalists()
+        needed = sorted({c for subset in finalists for c in subset})
+        S_full = data.columns([bank[c] for c in needed], all_rows=True)
+        finite = np.isfinite(S_full).all(axis=0)
+        position = {c: j for j, c in enumerate(needed)}
+        finalists = [t for t in finalists if all(finite[position[c]] for c in t)]
+        cache = GramCache(S_full, Y, train, val)
+        del S_full
+        entries = []
+        for size in sorted({len(t) for t in finalists}):
+            group = [t for t in finalists if len(t) == size]
+            sse, _ = cache.solve(np.asarray([[position[c] for c in t] for t in group]))
+            entries.extend(search.entry(t, float(v)) for t, v in zip(group, sse, strict=True))
+        if self.refine and self.stopped_early_ is None:
+            entries += self._polish_leaders(pareto_front(entries), cache, position, search, data, train, rng)
+        front = pareto_front(entries)
+        has_val = len(val) > 0
+        per_output = []
+        for entry in front:
+            cols = [position[c] for c in entry.columns]
+            _, beta = cache.solve(np.asarray([cols]))
+            beta = beta[0]
+            per_output.append(((cache.Yt - cache.Zt[:, cols] @ beta) ** 2).sum(axis=0))
+            if has_val:
+                errors = cache.val_errors(cols, beta)
+                entry.val_sse = float(errors.sum())
+                entry.val_se = float(np.sqrt(len(errors)) * errors.std(ddof=1)) if len(errors) > 1 else 0.0
+                entry.val_per_output = ((cache.Yv - cache.Zv[:, cols] @ beta) ** 2).mean(axis=0)
+        chosen, _ = select(front, self.selection, float(self.parsimony), cache.n_train, cache.n_outputs, has_val)
+
+        rows = []
+        y_var = cache.y_scale_ ** 2
+        for i, entry in enumerate(front):
+            cands = [bank[c] for c in entry.columns]
+            coef, intercept = least_squares_coefficients(cache.S[:, [position[c] for c in entry.columns]], Y)
+            rows.append({
+                "complexity": entry.complexity,
+                "n_terms": len(cands),
+                "train_loss": float(np.mean(per_output[i] * y_var / cache.n_train)),
+                "val_loss": float(np.mean(entry.val_per_output * y_var)) if has_val else float("nan"),
+                "bic": float(bic(entry, cache.n_train, cache.n_outputs)),
+                "selected": i == chosen,
+                "formula": _formulas(cands, coef, intercept)[0],
+            })
+        cands = [bank[c] for c in front[chosen].columns]
+        if any(c.n_params for c in cands):
+            S_chosen = data.columns(cands, all_rows=True, fast=False)  # float64 for the final fit
+        else:
+            S_chosen = cache.S[:, [position[c] for c in front[chosen].columns]]
+        self.candidates_ = cands
+        self.coef_, self.intercept_ = least_squares_coefficients(S_chosen, Y)
+        self.formulas_ = _formulas(cands, self.coef_, self.intercept_)
+        rows[chosen]["formula"] = self.formulas_[0]
+        self.pareto_ = pd.DataFrame(rows, columns=["complexity", "n_terms", "train_loss", "val_loss", "bic",
+                                                   "selected", "formula"])
+        self.terms_ = tuple(c.term for c in self.candidates_)
+        self.formula_ = self.formulas_[0]
+        if scaler.is_shared:
+            a, b = float(scaler.scale_[0]), float(scaler.offset_[0])
+            self.formulas_raw_ = [_to_raw_units(self.terms_, coef, c0, a, b, d)
+                                  for coef, c0 in zip(self.coef_, self.intercept_, strict=True)]
+            self.formula_raw_ = self.formulas_raw_[0]
+        else:
+            self.formulas_raw_ = None
+            self.formula_raw_ = None
+        self.fit_time_ = time.perf_counter() - start
+        return self
+
+    def _polish_leaders(self, front, cache, position, search, data, train, rng) -> list:
+        """Refit the inner constants of the leading front formulas on (up to a budget of) all
+        training rows; return the improved ones as new front entries.
+
+        The search refines constants on a row subsample. Weakly determined constants (two similar
+        shapes trading off) then come out slightly off, and a spurious extra term can make up for
+        that on the training rows; polishing every formula whose BIC is within reach of the best
+        (not only the best) on all rows lets the true, smaller formula win on its merits.
+        Polished terms join ``search.bank`` and ``cache`` as new columns (``position`` is
+        extended), so the new entries are judged exactly like the others.
+        """
+        n, m = cache.n_train, cache.n_outputs
+        scores = np.array([bic(e, n, m) for e in front])
+        best = front[int(np.argmin(scores))]
+        margin = 2.0 * np.log(max(n, 2)) + 2.0 * float(self.parsimony)
+        # Every formula no larger than the current winner, and any within reach of its BIC.
+        # Smallest first: a small formula cannot make up for slightly-off constants with an extra
+        # term (with many features a constant's optimum is sharp), so it is the one that
+        # polishing can rescue.
+        leaders = sorted((e for e, score in zip(front, scores, strict=True)
+                          if (e.n_params <= best.n_params or score <= scores.min() + margin)
+                          and any(search.bank[c].n_params for c in e.columns)),
+                         key=lambda e: (e.n_params, e.sse))
+        leaders = [e for e in leaders if e.sse <= 10 * best.sse][:_N_POLISH]
+        if not leaders:
+            return []
+        d = data.X.shape[1]
+        n_rows = max(_MIN_SEARCH_ROWS, int(_POLISH_BUDGET // max(d, 1)))
+        rows = train if n_rows >= len(train) else np.sort(rng.choice(train, n_rows, replace=False))
+        U = data.scaled_rows(rows, all_rows=True)
+        Ys = cache.Yt[np.searchsorted(train, rows)]  # standardised with the training statistics
+        new_entries = []
+        for entry in leaders:
+            cands = [search.bank[c] for c in entry.columns]
+            cols = [position[c] for c in entry.columns]
+            fixed = [j for j, c in enumerate(cands) if c.n_params == 0]
+            refined = refine_constants(cands, U, Ys, cache.S[rows][:, cols][:, fixed], self.data_range_,
+                                       data.row_columns, max_nfev=8)
+            if refined is None:
+                continue
+            missing = list({c.key: c for c in refined
+                            if c.key not in search.index or search.index[c.key] not in position}.values())
+            if missing:
+                S_new = data.columns(missing, all_rows=True)
+                if not np.isfinite(S_new).all():
+                    continue
+                for c, j in zip(missing, cache.add_columns(S_new), strict=True):
+                    if c.key not in search.index:
+                        search.index[c.key] = len(search.bank)
+                        search.bank.append(c)
+                    position[search.index[c.key]] = j
+            subset = tuple(sorted(search.index[c.key] for c in refined))
+            if len(set(subset)) != len(subset) or any(c not in position for c in subset):
+                continue
+            sse, _ = cache.solve(np.asarray([[position[c] for c in subset]]))
+            if sse[0] < entry.sse:
+                new_entries.append(search.entry(subset, float(sse[0])))
+        return new_entries
+
+    # -- prediction ---------------------------------------------------------------------------
+    def predict_outputs(self, X) -> np.ndarray:
+        """Raw model outputs ``c0 + S @ c`` of shape (n_samples, n_outputs) for raw ``X``."""
+        check_is_fitted(self, "coef_")
+        X = self._check_X(X, reset=False)
+        _, _, backend = self._check_params()
+        S = aggregate(X, self.candidates_, self.scaler_, chunk_size=self.chunk_size, backend=backend,
+                      device=str(self.device), n_jobs=self.n_jobs, verbose=self.verbose, desc="predicting")
+        if not np.isfinite(S).all():
+            bad = [str(c.term) for c, ok in zip(self.candidates_, np.isfinite(S).all(axis=0), strict=True) if not ok]
+            raise NumericalError(f"the terms {bad} are not finite on these inputs (outside their domain; the "
+                                 f"scaled training inputs spanned [{self.data_range_.lo:g}, {self.data_range_.hi:g}]); "
+                                 "keep inputs within the training range or refit with other bases")
+        return S @ self.coef_.T + self.intercept_
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions for raw ``X`` (n_samples, n_features).
+
+        Returns values of shape (n_samples,) (or (n_samples, n_outputs) for 2-D y) for
+        regression, class labels (n_samples,) for classification.
+        """
+        out = self.predict_outputs(X)
+        if self.task == "classification":
+            if self.classification == "label":
+                codes = np.clip(np.rint(out[:, 0]), 0, len(self.classes_) - 1).astype(int)
+            elif out.shape[1] == 1:
+                codes = (out[:, 0] > 0.5).astype(int)
+            else:
+                codes = np.argmax(out, axis=1)
+            return self.classes_[codes]
+        return out[:, 0] if self._y_ndim == 1 else out
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """R^2 for regression, accuracy for classification."""
+        if self.task == "classification":
+            from sklearn.metrics import accuracy_score
+
+            return float(accuracy_score(y, self.predict(X), sample_weight=sample_weight))
+        return super().score(X, y, sample_weight=sample_weight)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers.
+# ---------------------------------------------------------------------------------------------
+
+def _search_size(n_train: int, n_features: int, n_candidates: int) -> int:
+    """Rows to search on: all training rows unless rows x features x candidates exceeds
+    :data:`_SEARCH_BUDGET` values, and never fewer than :data:`_MIN_SEARCH_ROWS`."""
+    return max(_MIN_SEARCH_ROWS, int(_SEARCH_BUDGET // max(1, n_features * n_candidates)))
+
+
+def _generator(random_state) -> np.random.Generator:
+    """A numpy Generator from an int, None, Generator or legacy RandomState (no global seeding)."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2 ** 31 - 1))
+    return np.random.default_rng(random_state)
+
+
+def _check_finite(A: np.ndarray, name: str, chunk_rows: int = 65536) -> None:
+    """Raise DataError if ``A`` holds NaN or inf; a single sum first, rows only if that fails."""
+    with np.errstate(all="ignore"):
+        if np.isfinite(A.sum()):
+            return
+    for start in range(0, A.shape[0], chunk_rows):
+        block = A[start:start + chunk_rows]
+        bad = ~np.isfinite(block)
+        if bad.any():
+            row = start + int(np.flatnonzero(bad.reshape(len(block), -1).any(axis=1))[0])
+            raise DataError(f"{name} contains NaN or infinity (first in row {row}); remove or impute those "
+                            "values first")
+    # Finite values whose sum overflows: fine.
+
+
+def _formulas(cands: Sequence[Candidate], coef: np.ndarray, intercept: np.ndarray) -> list[Formula]:
+    terms = [c.term for c in cands]
+    return [Formula.from_terms(terms, list(row), float(c0)) for row, c0 in zip(coef, intercept, strict=True)]
+
+
+def _to_raw_units(terms: Sequence[Term], coef: np.ndarray, c0: float, a: float, b: float, d: int) -> Formula:
+    """The model ``c0 + sum_k c_k sum_i phi_k(a x_i + b)`` as one formula in raw x.
+
+    Substituting u = a x + b into each term keeps the sum over features exact; the parts of a
+    term that do not depend on x are summed d times, so they join the constant multiplied by d.
+    """
+    constant = float(c0)
+    body = sp.Integer(0)
+    for term, c in zip(terms, coef, strict=True):
+        expanded = sp.expand(term.expr.subs(SYMBOL, sp.Float(a) * SYMBOL + sp.Float(b)))
+        free, dependent = expanded.as_independent(SYMBOL, as_Add=True)
+        constant += float(c) * d * float(free)
+        body += sp.Float(float(c)) * dependent
+    return Formula(sp.Float(constant) + body)
+

@@ -1,0 +1,99 @@
+"""Exact outer coefficients: small least-squares solves that never return NaN.
+
+Given the aggregated features s_k of a term set, the outer coefficients c and the constant c0
+of f = c0 + sum_k c_k s_k are a linear least-squares problem. The search solves thousands of
+them at once on cached Gram matrices of *standardised* features (zero mean, unit variance on
+the training rows), which keeps the normal equations well conditioned even for x**7 in raw
+units; the final fit solves the chosen set directly on the data by an SVD-based ``lstsq``.
+
+Singular systems (duplicate or constant features) are handled by a tiny ridge jitter and, if
+a solve still fails, a minimum-norm pseudo-inverse; the result is always finite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["solve_batched", "standardize", "least_squares_coefficients", "RIDGE"]
+
+#: Ridge jitter relative to the mean diagonal of a Gram matrix. Far below any noise level, it
+#: only decides what happens for (nearly) collinear columns: their weights stay finite.
+RIDGE = 1e-10
+
+
+def solve_batched(A: np.ndarray, B: np.ndarray, ridge: float = RIDGE) -> np.ndarray:
+    """Solve ``A[c] @ X[c] = B[c]`` for a stack of symmetric positive semi-definite systems.
+
+    Parameters
+    ----------
+    A : array of shape (C, k, k)
+        Gram matrices (standardised features, so the diagonal is about the row count).
+    B : array of shape (C, k, m)
+        Right-hand sides (features times targets).
+    ridge : relative jitter added to the diagonal.
+
+    Returns
+    -------
+    X : array of shape (C, k, m), always finite.
+    """
+    A = np.asarray(A, dtype=float)
+    B = np.asarray(B, dtype=float)
+    C, k, _ = A.shape
+    if k == 0:
+        return np.zeros((C, 0, B.shape[-1]))
+    diag = np.einsum("cii->ci", A)
+    lam = ridge * np.maximum(diag.mean(axis=1), 1e-300)  # (C,)
+    A_reg = A + lam[:, None, None] * np.eye(k)
+    try:
+        with np.errstate(all="ignore"):
+            X = np.linalg.solve(A_reg, B)
+        bad = ~np.isfinite(X).all(axis=(1, 2))
+    except np.linalg.LinAlgError:
+        X = np.zeros_like(B)
+        bad = np.ones(C, dtype=bool)
+    for c in np.flatnonzero(bad):
+        # The pseudo-inverse gives the minimum-norm solution of a singular system.
+        try:
+            with np.errstate(all="ignore"):
+                X[c] = np.linalg.pinv(A_reg[c], hermitian=True) @ B[c]
+        except np.linalg.LinAlgError:
+            X[c] = 0.0
+    return np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def standardize(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and scales of ``S`` (n, K); a zero-variance column gets scale 1."""
+    mean = S.mean(axis=0)
+    scale = S.std(axis=0)
+    scale = np.where((scale > 0) & np.isfinite(scale), scale, 1.0)
+    return mean, scale
+
+
+def least_squares_coefficients(S: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact least-squares fit of ``Y ~ c0 + S @ c`` (with an intercept).
+
+    Parameters
+    ----------
+    S : array of shape (n_samples, k)
+        Aggregated features of the chosen terms.
+    Y : array of shape (n_samples, m)
+        Targets (one column per output).
+
+    Returns
+    -------
+    coef : array of shape (m, k)
+    intercept : array of shape (m,)
+        Both finite. Collinear or constant columns share or drop their weight (minimum norm).
+    """
+    S = np.asarray(S, dtype=float)
+    Y = np.asarray(Y, dtype=float)
+    y_mean = Y.mean(axis=0)
+    if S.shape[1] == 0:
+        return np.zeros((Y.shape[1], 0)), y_mean
+    mean, scale = standardize(S)
+    Z = (S - mean) / scale
+    beta, *_ = np.linalg.lstsq(Z, Y - y_mean, rcond=None)
+    beta = np.nan_to_num(beta, nan=0.0, posinf=0.0, neginf=0.0)
+    coef = beta / scale[:, None]  # (k, m)
+    intercept = y_mean - mean @ coef
+    return coef.T.copy(), intercept

@@ -1,0 +1,268 @@
+"""Table 5 / Table 6 runners on tiny generated datasets: end to end, resume, executors, errors, report."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from taskneurons.bench import (
+    STRUCTURES,
+    build_report,
+    load_results,
+    outcome_counts,
+    resolve_protocol,
+    resolve_structures,
+    run_table5,
+    run_table6,
+    table6_summary,
+)
+from taskneurons.bench.report import best_structures
+from taskneurons.cli import main
+from taskneurons.errors import DataError
+
+# A protocol small enough for tests: 3 epochs, a cubic grammar, a 10-tree HGB.
+TINY = {"name": "tiny", "estimator": {"max_epochs": 3, "batch_size": 32, "patience": 2},
+        "vsr": {"max_degree": 3}, "boosting": {"HGB": {"max_iter": 10}}}
+STRUCTURE = {"T": (6,)}
+VOLATILE = ("time", "fit_time", "warnings", "traceback")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _write_datasets(folder, n=120, seed=0):
+    """Two datasets the registry has never seen: a regression and a binary task with a text column."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, 3))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    frame["y"] = (X ** 2).sum(axis=1) + 0.1 * rng.normal(size=n)
+    frame.to_csv(folder / "quad.csv", index=False)
+    labels = pd.DataFrame(X, columns=["u", "v", "w"])
+    labels["colour"] = rng.choice(["red", "green", "blue"], n)
+    labels["label"] = np.where(X[:, 0] + X[:, 1] ** 2 > 1.0, "yes", "no")
+    labels.to_csv(folder / "labels.csv.gz", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return _write_datasets(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def baseline(data_dir, tmp_path_factory):
+    """The tiny grid run in this process (executor local, one job)."""
+    out = tmp_path_factory.mktemp("baseline")
+    run = run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=2, protocol=TINY, out=out, boosting=["HGB"])
+    return run
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _by_key(records):
+    keys = [(r["dataset"], r["model"], r["structure"], r["seed"], r["protocol"]) for r in records]
+    assert len(keys) == len(set(keys)), "a cell was written twice"
+    return {k: {f: v for f, v in r.items() if f not in VOLATILE} for k, r in zip(keys, records, strict=True)}
+
+
+# -- end to end --------------------------------------------------------------------------------
+def test_unseen_datasets_run_end_to_end_with_report(baseline, data_dir):
+    records = _lines(baseline.results)
+    # 2 datasets x 2 seeds x (VSR, HGB, LN, TN)
+    assert baseline.n_cells == len(records) == 16 and baseline.n_computed == 16 and baseline.n_errors == 0
+    assert {r["status"] for r in records} == {"ok"}
+    tasks = {r["dataset"]: r["task"] for r in records}
+    assert tasks == {"quad": "regression", "labels": "binary"}
+    for r in records:
+        assert r["n_train"] == 96 and r["n_test"] == 24
+        if r["model"] in ("LN", "TN"):
+            assert r["hidden"] == [6] and r["ln_hidden"] == [6]
+            assert r["n_parameters"] <= r["ln_n_parameters"]
+        if r["model"] == "LN":
+            assert r["n_parameters"] == r["ln_n_parameters"] and r["hidden_used"] == [6]
+        if r["metric"] == "accuracy":
+            assert 0 <= r["test_value"] <= 1
+    # TN takes the formula of its (dataset, seed)'s VSR cell.
+    vsr = {(r["dataset"], r["seed"]): r["formula"] for r in records if r["model"] == "VSR"}
+    for r in records:
+        if r["model"] == "TN":
+            assert r["formula"] == vsr[(r["dataset"], r["seed"])]
+    # The quadratic target's formula is found (in the scaled inputs).
+    assert "x**2" in vsr[("quad", 0)]
+
+    text = baseline.report.read_text()
+    assert "## Table 6 — protocol `tiny`" in text and "## Table 5" in text
+    assert "win / loss: a two-sided paired t-test" in text  # the tie definition is printed
+    assert "| quad | mse | T |" in text and "n/a" in text  # no paper numbers for unseen datasets
+    pngs = sorted(baseline.out.glob("*.png"))
+    assert [p.name for p in pngs] == ["table6_tiny_datasets.png", "table6_tiny_outcomes.png"]
+    import matplotlib.image
+
+    for png in pngs:
+        assert png.read_bytes()[:8] == PNG_MAGIC
+        assert matplotlib.image.imread(png).ndim == 3
+
+
+def test_report_rebuilds_from_jsonl_alone(baseline, tmp_path):
+    (tmp_path / "results.jsonl").write_bytes(baseline.results.read_bytes())
+    assert main(["bench", "table6", "--report-only", "--out", str(tmp_path), "--quiet"]) == 0
+    assert (tmp_path / "report.md").read_text() == baseline.report.read_text()
+    assert (tmp_path / "table6_tiny_outcomes.png").read_bytes()[:8] == PNG_MAGIC
+
+
+# -- resume ------------------------------------------------------------------------------------
+def test_resume_computes_only_missing_cells_and_never_duplicates(baseline, data_dir, tmp_path):
+    full = baseline.results.read_bytes().splitlines(keepends=True)
+    # An interrupted run: 5 finished cells on disk, then a line torn by the kill.
+    (tmp_path / "results.jsonl").write_bytes(b"".join(full[:5]) + full[5][:40])
+    run = run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=2, protocol=TINY, out=tmp_path,
+                     boosting=["HGB"], report=False)
+    assert (run.n_skipped, run.n_computed) == (5, 11)
+    lines = (tmp_path / "results.jsonl").read_bytes().splitlines(keepends=True)
+    assert lines[:5] == full[:5]  # finished cells kept as they were
+    # Recomputed cells have the same numbers: a cell is deterministic given its key.
+    assert _by_key([json.loads(x) for x in lines]) == _by_key(_lines(baseline.results))
+    again = run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=2, protocol=TINY, out=tmp_path,
+                       boosting=["HGB"], report=False)
+    assert (again.n_computed, again.n_skipped) == (0, 16)
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 16
+
+
+def test_growing_the_grid_adds_cells(baseline, data_dir, tmp_path):
+    (tmp_path / "results.jsonl").write_bytes(baseline.results.read_bytes())
+    run = run_table6(data_dir=data_dir, datasets=["quad"], structures=STRUCTURE, seeds=3, protocol=TINY,
+                     out=tmp_path, boosting=["HGB"], report=False)
+    assert (run.n_cells, run.n_skipped, run.n_computed) == (12, 8, 4)
+    assert len(_by_key(_lines(tmp_path / "results.jsonl"))) == 20
+
+
+def test_changed_settings_are_refused(baseline, data_dir, tmp_path):
+    (tmp_path / "results.jsonl").write_bytes(baseline.results.read_bytes())
+    changed = {**TINY, "estimator": {**TINY["estimator"], "learning_rate": 0.1}}
+    with pytest.raises(DataError, match="computed with other settings or other data"):
+        run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=2, protocol=changed, out=tmp_path,
+                   boosting=["HGB"], report=False)
+    # The same names in another folder holding other data: refused too.
+    (tmp_path / "other").mkdir()
+    other = _write_datasets(tmp_path / "other", seed=1)
+    with pytest.raises(DataError, match="other data"):
+        run_table6(data_dir=other, datasets=["quad"], structures=STRUCTURE, seeds=2, protocol=TINY, out=tmp_path,
+                   boosting=["HGB"], report=False)
+    assert _by_key(_lines(tmp_path / "results.jsonl")) == _by_key(_lines(baseline.results))  # untouched
+
+
+# -- executors ---------------------------------------------------------------------------------
+def test_process_pool_and_ray_give_identical_results(baseline, data_dir, tmp_path):
+    pytest.importorskip("ray")
+    expected = _by_key(_lines(baseline.results))  # computed in this process
+    # Two pool workers share the cells; Ray gets one CPU (every worker pays ~10 s of imports here).
+    for executor, n_jobs in (("local", 2), ("ray", 1)):
+        out = tmp_path / executor
+        run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=2, protocol=TINY, out=out, boosting=["HGB"],
+                   n_jobs=n_jobs, executor=executor, report=False)
+        assert _by_key(_lines(out / "results.jsonl")) == expected, executor
+
+
+# -- errors ------------------------------------------------------------------------------------
+def test_failing_cells_are_recorded_and_retried_on_request(data_dir, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    frame = pd.read_csv(data_dir / "quad.csv")
+    frame.loc[3, "b"] = np.nan  # the networks and VSR refuse NaN inputs; HGB accepts them
+    frame.to_csv(folder / "holes.csv", index=False)
+    out = tmp_path / "out"
+    run = run_table6(data_dir=folder, structures=STRUCTURE, seeds=1, protocol=TINY, out=out, boosting=["HGB"])
+    records = {r["model"]: r for r in _lines(out / "results.jsonl")}
+    assert run.n_errors == 3 and records["HGB"]["status"] == "ok"
+    for model in ("VSR", "LN"):
+        assert records[model]["status"] == "error" and "NaN" in records[model]["error"]
+    assert records["TN"]["status"] == "error" and "VSR cell" in records["TN"]["error"]
+    report = run.report.read_text()
+    assert "## Failed cells" in report and "| holes | LN | T | 0 | tiny |" in report
+    assert run_table6(data_dir=folder, structures=STRUCTURE, seeds=1, protocol=TINY, out=out, boosting=["HGB"],
+                      report=False).n_computed == 0
+    retried = run_table6(data_dir=folder, structures=STRUCTURE, seeds=1, protocol=TINY, out=out, boosting=["HGB"],
+                         report=False, retry_errors=True)
+    assert (retried.n_computed, retried.n_errors) == (3, 3)
+    assert len(_by_key(_lines(out / "results.jsonl"))) == 4
+
+
+# -- Table 5 -----------------------------------------------------------------------------------
+def test_table5_shares_the_discovery_cell_with_table6(baseline, data_dir, tmp_path):
+    (tmp_path / "results.jsonl").write_bytes(baseline.results.read_bytes())
+    run = run_table5(data_dir=data_dir, out=tmp_path, seed=1, protocol=TINY)
+    assert (run.n_cells, run.n_computed, run.n_skipped) == (2, 0, 2)
+    fresh = run_table5(data_dir=data_dir, datasets=["quad"], out=tmp_path / "t5", seed=0, protocol=TINY)
+    assert fresh.n_computed == 1
+    record = _lines(tmp_path / "t5" / "results.jsonl")[0]
+    assert record["model"] == "VSR" and record["formula_record"]["terms"]
+    assert "## Table 5 — formulas found (protocol `tiny`)" in fresh.report.read_text()
+
+
+# -- arguments and statistics ------------------------------------------------------------------
+def test_protocols_and_structures_resolve():
+    fast = resolve_protocol("fast")
+    tiny = resolve_protocol(TINY)
+    assert tiny["estimator"]["max_epochs"] == 3 and tiny["estimator"]["optimizer"] == fast["estimator"]["optimizer"]
+    assert resolve_protocol("paper")["estimator"]["batch_size"] == 10
+    assert resolve_structures(["S4", "S1"]) == {"S4": STRUCTURES["S4"], "S1": STRUCTURES["S1"]}
+    with pytest.raises(DataError, match="unknown protocol"):
+        resolve_protocol("slow")
+    with pytest.raises(DataError, match="needs a 'name'"):
+        resolve_protocol({"estimator": {}})
+    with pytest.raises(DataError, match="unknown structure"):
+        resolve_structures(["S9"])
+
+
+def test_missing_dataset_fails_before_any_work(data_dir, tmp_path):
+    with pytest.raises(DataError, match="nosuch"):
+        run_table6(data_dir=data_dir, datasets=["nosuch"], out=tmp_path, protocol=TINY)
+    assert not (tmp_path / "results.jsonl").exists()
+
+
+def _record(model, seed, value, structure="S1", metric="mse", dataset="california"):
+    return {"dataset": dataset, "model": model, "structure": structure, "seed": seed, "protocol": "fast",
+            "status": "ok", "task": "regression" if metric == "mse" else "binary", "metric": metric,
+            "test_value": value, "n_parameters": 10 if model == "LN" else 9, "hidden_used": [4]}
+
+
+def test_win_tie_loss_definitions():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.01, size=8)
+    records = []
+    for s in range(8):
+        records += [_record("LN", s, 0.5 + noise[s], "S1"), _record("TN", s, 0.4 + noise[s] + 0.001 * s, "S1"),
+                    _record("LN", s, 0.5, "S2"), _record("TN", s, 0.5 + noise[s], "S2"),
+                    _record("LN", s, 0.4, "S3"), _record("TN", s, 0.41 + abs(noise[s]) / 10, "S3")]
+    summary = table6_summary(pd.DataFrame(records))
+    outcome = dict(zip(summary["structure"], summary["outcome"], strict=True))
+    assert outcome == {"S1": "win", "S2": "tie", "S3": "loss"}
+    counts = outcome_counts(summary)
+    assert (counts["win"], counts["tie"], counts["loss"], counts["pairs"]) == (1, 1, 1, 3)
+    assert counts["tn_ge"] == 1 + int(summary.loc[1, "diff"] >= 0)  # strict: S1, and S2 if TN's mean is lower
+    assert summary.loc[0, "ln_params"] == "10" and summary.loc[0, "tn_params"] == "9"
+    assert math.isnan(summary.loc[0, "paper_ln_mean"])
+
+
+def test_best_structure_against_the_paper():
+    records = [_record(m, s, v, st, "accuracy", "phoneme")
+               for s in range(4) for st, v in (("S1", 0.84), ("S2", 0.86 + 0.002 * s))
+               for m in ("LN", "TN")]
+    paper = pd.DataFrame([{"dataset": "phoneme", "structure": "S3", "model": "TN", "mean": 0.8625, "std": 0.01}])
+    best = best_structures(table6_summary(pd.DataFrame(records), paper), paper)
+    row = best.iloc[0]
+    assert row["structure"] == "S2" and row["paper_structure"] == "S3"
+    assert row["tn_mean"] == pytest.approx(0.863) and row["outcome"] == "beats"
+    paper.loc[0, "mean"] = 0.8635  # below by less than one standard error (0.0013)
+    assert best_structures(table6_summary(pd.DataFrame(records), paper), paper).iloc[0]["outcome"] == "matches"
+
+
+def test_load_results_of_an_empty_folder(tmp_path):
+    with pytest.raises(DataError, match="no results"):
+        load_results(tmp_path)
+    with pytest.raises(DataError, match="no results"):
+        build_report(tmp_path)

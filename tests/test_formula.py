@@ -209,6 +209,11 @@ def test_predict_rejects_bad_inputs():
         f.predict(torch.tensor([[1.0, float("inf")]]))
     with pytest.raises(NumericalError, match=r"log\(x\) is not finite"):
         Formula("log(x)").predict(np.array([[-1.0, 2.0]]))
+    # every term finite (1e10), the weighted sum is not: an error, never an inf
+    with pytest.raises(NumericalError, match="weighted sum"):
+        Formula("1e300*x").predict(np.array([[1e10]]))
+    with pytest.raises(NumericalError, match="weighted sum"):
+        Formula("1e30*x").predict(torch.tensor([[1e10]], dtype=torch.float32))
 
 
 def test_power_chain_reuses_products():

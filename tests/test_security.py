@@ -120,10 +120,11 @@ FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
 # Formula text.
 # ---------------------------------------------------------------------------------------------
 
-#: Per-parse bound asserted below (the issue's bar). Measured parses of hostile text take
-#: 0.01-11 ms on a loaded 2-core machine; the bound is checked on the best of 3 tries so a
-#: scheduler hiccup on a shared machine cannot fail the suite, while a parser that does
-#: super-linear work on hostile input (every try slow) still does.
+#: Per-parse bound asserted below (the issue's bar). It is checked on the CPU time of the
+#: calling thread (``time.thread_time``: parsing runs in that thread), not wall time, so time
+#: spent waiting for a core on a busy shared machine (CI has 2 cores) is not counted; and on the
+#: best of 3 tries, so a garbage collection or cache miss cannot fail the suite, while a parser
+#: that does super-linear work on hostile input (every try slow) still does.
 PARSE_BOUND_S = 0.050
 
 _CODE = [
@@ -199,14 +200,14 @@ PARSERS = {"Formula": Formula, "Term.parse": Term.parse, "Formula.from_dict": la
 
 
 def _refused_in_time(parse, text: str) -> float:
-    """Assert ``parse(text)`` raises FormulaError; return the best time of up to 3 tries."""
+    """Assert ``parse(text)`` raises FormulaError; return the best CPU time (s) of up to 3 tries."""
     best = math.inf
     for _ in range(3):
-        start = time.perf_counter()
+        start = time.thread_time()
         try:
             parse(text)
         except FormulaError as error:
-            elapsed = time.perf_counter() - start
+            elapsed = time.thread_time() - start
             assert str(error)
         else:  # pragma: no cover - the failure being tested for
             pytest.fail(f"hostile formula text was accepted: {text[:80]!r}")
@@ -304,21 +305,21 @@ def test_hostile_formula_records_are_refused_or_parsed_safely(canary, record):
     if isinstance(record, dict):
         record = {"format": FORMULA_FORMAT, **record}
     with nothing_runs(canary):
-        start = time.perf_counter()
+        start = time.process_time()
         try:
             Formula.from_dict(record)
         except FormulaError:
             pass
-        assert time.perf_counter() - start < 5.0
+        assert time.process_time() - start < 5.0
 
 
 def test_formula_records_are_bounded_before_parsing():
     many = {"format": FORMULA_FORMAT, "version": 1, "constant": 0,
             "terms": [{"term": f"sin({i}.5*x)", "coefficient": 1} for i in range(100_000)]}
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(FormulaError, match=f"more than the limit of {MAX_TERMS}"):
         Formula.from_dict(many)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     with pytest.raises(FormulaError, match="malformed"):
         Formula.from_dict({**_record("x"), "constant": 10**400})
     with pytest.raises(FormulaError, match="finite"):
@@ -492,9 +493,9 @@ def test_metadata_is_validated_even_with_recomputed_checksums(model_files, tmp_p
     edit(meta)
     path = tmp_path / "edited.tn"
     path.write_bytes(_join(header, meta, data, recompute=True))
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: waiting for a core on a busy machine is not counted
     _refused(path, canary, match)
-    assert time.perf_counter() - start < 5.0  # nothing sized by the metadata was built
+    assert time.process_time() - start < 5.0  # nothing sized by the metadata was built
 
 
 def test_truncated_files_are_refused(model_files, tmp_path, canary):

@@ -66,4 +66,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+    # the public names only: not this module's helpers (importlib, Any, annotations, ...)
+    return sorted(set(__all__) | set(_SUBMODULES) | {n for n in globals() if n.startswith("__")})

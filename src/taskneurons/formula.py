@@ -1114,15 +1114,24 @@ class Formula:
         DataError
             When ``X`` is not 2-D or holds NaN/inf.
         NumericalError
-            When a term is not finite on the given inputs (log of a negative number, overflow).
+            When a term, or the weighted sum, is not finite on the given inputs (log of a
+            negative number, overflow).
         """
         S = self.features(X)
         coefficients = self.coefficients
         if _is_torch(S):
             import torch
 
-            return self._constant + S @ torch.as_tensor(coefficients, dtype=S.dtype, device=S.device)
-        return self._constant + S @ np.asarray(coefficients, dtype=float)
+            out = self._constant + S @ torch.as_tensor(coefficients, dtype=S.dtype, device=S.device)
+            finite = bool(out.isfinite().all())
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below, as an error
+                out = self._constant + S @ np.asarray(coefficients, dtype=float)
+            finite = bool(np.isfinite(out).all())
+        if not finite:  # finite terms times large coefficients can still overflow in the sum
+            raise NumericalError(f"the value of {self.format()} overflows on the given inputs (every term is "
+                                 "finite, their weighted sum is not); scale the inputs down")
+        return out
 
     def _term_values(self, x, check: bool) -> list:
         degrees = [t.power for t in self.terms if t.power is not None]

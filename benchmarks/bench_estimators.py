@@ -85,8 +85,8 @@ def make_model(model: str, task: str, seed: int, X: pd.DataFrame):
     encode = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical)],
                                remainder="passthrough")
     if classification:
-        return make_pipeline(encode, StandardScaler(), MLPClassifier(HIDDEN, early_stopping=True, random_state=seed))
-    mlp = make_pipeline(encode, StandardScaler(), MLPRegressor(HIDDEN, early_stopping=True, random_state=seed))
+        return make_pipeline(encode, StandardScaler(), MLPClassifier(hidden_layer_sizes=HIDDEN, early_stopping=True, random_state=seed))
+    mlp = make_pipeline(encode, StandardScaler(), MLPRegressor(hidden_layer_sizes=HIDDEN, early_stopping=True, random_state=seed))
     return TransformedTargetRegressor(mlp, transformer=StandardScaler())
 
 

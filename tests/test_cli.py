@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -176,6 +177,8 @@ def test_demo_writes_a_report_with_images(tmp_path):
     assert len(pngs) == 4
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        image = plt.imread(png)  # decodes: a real, non-blank picture
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0.01
         assert f"]({png.name})" in report
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert [s["task"] for s in summary] == ["synthetic", "diabetes", "breast_cancer"]

@@ -138,11 +138,12 @@ def paper_table() -> list[dict]:
     return rows
 
 
-def operon_table(seconds_budget: int, quick: bool) -> list[dict]:
+def operon_table(seconds_budget: int, quick: bool) -> list[dict] | None:
+    """Rows of table (c); None when pyoperon is not installed (``pip install pyoperon``)."""
     try:
         from pyoperon.sklearn import SymbolicRegressor
     except ImportError:
-        return []
+        return None
     sets = [("epsilon_low_no1", DATA / "synthetic" / "epsilon_low_no1.csv.gz"),
             ("epsilon_medium_no5", DATA / "synthetic" / "epsilon_medium_no5.csv.gz"),
             ("epsilon_high_no10", DATA / "synthetic" / "epsilon_high_no10.csv.gz"),
@@ -212,7 +213,10 @@ def markdown(synthetic, reference, paper, operon, args) -> str:
             lines.append(f"| {r['dataset']} | {r['n']} | {r['d']} | {r['task']} | {r['seconds']:.2f} | {r['formula']} | "
                          f"{r['score']:.4f} | {r['paper']} |")
         lines.append("")
-    if operon:
+    if operon is None:
+        lines += ["## (c) VSR and pyoperon on the same splits", "",
+                  "Not run: pyoperon is not installed here (`pip install pyoperon`, or the `bench` extra).", ""]
+    elif operon:
         lines += ["## (c) VSR and pyoperon on the same splits", "",
                   f"pyoperon `SymbolicRegressor(population_size=1000, generations=1000, max_time={args.operon_seconds}, "
                   "n_threads=1)` (a general symbolic regression: its formulas need not be shared by the features). "

@@ -189,19 +189,14 @@ def test_vsr_terms_that_overflow_at_predict_raise_numerical_error():
         vsr.predict(U * 1e50)  # 1e350 overflows float64
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "VSR.predict_outputs checks the aggregated terms S for inf but not S @ coef_: finite terms times a "
-    "large coefficient overflow to inf and are returned silently (vsr/estimator.py, predict_outputs)"))
 def test_vsr_prediction_overflow_is_an_error_not_an_inf():
     rng = np.random.default_rng(4)
     U = rng.uniform(-1, 1, size=(300, 1))
     vsr = VSR(max_degree=1, scale=None, random_state=0).fit(U, 1e10 * U[:, 0])
-    with np.errstate(over="ignore"):
-        try:
-            predictions = vsr.predict(np.array([[1e300], [0.5]]))
-        except NumericalError:
-            return
-    assert np.isfinite(predictions).all()
+    # The term x is finite at 1e300, but times the coefficient 1e10 it overflows float64.
+    with pytest.raises(NumericalError, match="not finite"):
+        vsr.predict(np.array([[1e300], [0.5]]))
+    assert np.isfinite(vsr.predict(np.array([[1e290], [0.5]]))).all()
 
 
 # ---------------------------------------------------------------------------------------------

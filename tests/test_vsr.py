@@ -313,6 +313,65 @@ def test_gram_cache_matches_direct_least_squares():
     assert np.isinf(children[0, 0]) and np.isinf(children[1, 1])
 
 
+def _small_search(refine=False):
+    from taskneurons.vsr.search import DataAccess, SearchConfig, TermSearch
+
+    X, y, _ = make_vsr_task(300, 4, terms=["sin(2.3*x)", "x**2"], random_state=2)
+    scaler = AffineScaler(None).fit(X)
+    data_range = DataRange(float(X.min()), float(X.max()))
+    rows = np.arange(len(X))
+    data = DataAccess(X, scaler, data_range, rows)
+    candidates = generate_candidates(("poly", "trig", "exp"), 5, data_range)
+    cache = GramCache(data.columns(candidates), y[:, None], rows, np.arange(0))
+    search = TermSearch(cache, candidates, data, SearchConfig(max_terms=3, refine=refine), np.random.default_rng(0))
+    search.run(range(len(candidates)))
+    return search
+
+
+def test_vectorised_search_bookkeeping_matches_plain_loops():
+    search = _small_search()
+    records = search.records
+    groups = search._record_groups()
+    for k, (subsets, arr, sse) in groups.items():
+        expected = [t for t in records if len(t) == k]  # insertion order of the dict
+        assert subsets == expected
+        np.testing.assert_array_equal(arr, np.array(expected))
+        np.testing.assert_array_equal(sse, [records[t] for t in expected])
+    ranked = list(groups[2][0])
+    rng = np.random.default_rng(0)
+    ranked = [ranked[i] for i in rng.permutation(len(ranked))] + ranked[:50]  # shuffled, with repeats
+
+    def diverse(limit, per_signature):
+        counts, out = {}, []
+        for subset in sorted(dict.fromkeys(ranked), key=lambda t: records[t]):
+            sig = search.signature(subset)
+            if counts.get(sig, 0) < per_signature:
+                counts[sig] = counts.get(sig, 0) + 1
+                out.append(subset)
+                if len(out) >= limit:
+                    break
+        return out
+
+    for limit, per_signature in [(1000, 10), (37, 2), (5, 1)]:
+        assert search._diverse(ranked, limit, per_signature) == diverse(limit, per_signature)
+    sse = np.array([records[t] for t in ranked])
+    chosen, seen = [], set()
+    for i in np.argsort(sse, kind="stable"):
+        if search.signature(ranked[i]) not in seen:
+            seen.add(search.signature(ranked[i]))
+            chosen.append(ranked[i])
+    assert search._best_per_signature(ranked, sse, 8) == chosen[:8]
+
+
+def test_refinement_is_remembered_per_start_and_columns_are_reused():
+    search = _small_search(refine=True)
+    start = next(iter(search._refined_start))
+    assert search.refine_set(start) is search._refined_start[start]
+    _, U, _ = search._subsample()
+    cands = [search.bank[c] for c in start if search.bank[c].n_params]
+    np.testing.assert_array_equal(search._subsample_columns(U, cands), search.data.row_columns(U, cands))
+
+
 def test_front_and_grammar_helpers():
     entries = [FrontEntry((0,), 5, 1, 0, 10.0), FrontEntry((1,), 7, 1, 0, 12.0),
                FrontEntry((0, 1), 11, 2, 0, 3.0), FrontEntry((2,), 9, 2, 1, 4.0)]
@@ -404,6 +463,71 @@ def test_predict_outside_a_terms_domain_raises_numerical_error():
     assert "sqrt" in str(model.formula_)
     with pytest.raises(NumericalError, match="not finite"):
         model.predict(np.full((2, 3), -50.0))
+
+
+def test_targets_are_fitted_in_power_of_two_units_exactly():
+    X, y, _ = _task(n=300, d=5)
+    plain = VSR(random_state=0).fit(X, y)
+    scaled = VSR(random_state=0).fit(X, y * 2.0 ** 900)  # 1e271: its squares overflow float64
+    assert scaled.formula_.same_terms(plain.formula_)
+    # Dividing by a power of two rounds nothing, so the fit is the same number for number.
+    np.testing.assert_array_equal(scaled.coef_, plain.coef_ * 2.0 ** 900)
+    np.testing.assert_array_equal(scaled.intercept_, plain.intercept_ * 2.0 ** 900)
+    assert np.isfinite(scaled.predict(X)).all()
+    huge = VSR(random_state=0).fit(X, y / np.abs(y).max() * 1.7e308)  # next to the largest float64
+    assert huge.formula_.same_terms(plain.formula_)
+    predictions = huge.predict(X)
+    assert np.isfinite(predictions).all()
+    np.testing.assert_allclose(predictions / 1.7e308, plain.predict(X) / np.abs(y).max(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", ["minmax", "shared"])
+def test_inputs_near_the_largest_float_scale_without_overflow(scale):
+    X, y, _ = _task(n=300, d=5)
+    plain = VSR(scale=scale, random_state=0).fit(X, y)
+    huge = VSR(scale=scale, random_state=0).fit(X * 1.7e308, y)
+    assert np.isfinite(huge.scaler_.scale_).all() and np.isfinite(huge.scaler_.offset_).all()
+    assert huge.formula_.same_terms(plain.formula_)
+    assert huge.score(X * 1.7e308, y) == pytest.approx(plain.score(X, y), abs=1e-6)
+    # In raw units the powers' coefficients would underflow (a ~ 1e-308): no raw formula then.
+    assert huge.formula_raw_ is None
+
+
+@pytest.mark.parametrize("scale", ["minmax", "shared"])
+def test_subnormal_inputs_are_refused_with_a_clear_error(scale):
+    X, y, _ = _task(n=100, d=3)
+    with pytest.raises(DataError, match="subnormal.*multiply X by a large constant"):
+        VSR(scale=scale).fit(X * 1e-310, y)
+
+
+def test_overflowing_terms_and_targets_are_clear_errors():
+    X, y, _ = _task(n=100, d=3)
+    # Raw inputs whose squares overflow the statistics still fit exactly (standardised in
+    # power-of-two units); inputs whose every term overflows are a clear error.
+    assert VSR(scale=None, max_degree=3, random_state=0).fit(X * 1e100, y).score(X * 1e100, y) > 0.99
+    with pytest.raises(DataError, match="every term overflows"):
+        VSR(scale=None, max_degree=3).fit(X * 1.7e308, y)
+    with pytest.raises(DataError, match="Complex data not supported"):
+        VSR().fit(X, y + 1j)
+    with pytest.raises(DataError, match="sparse"):
+        import scipy.sparse
+
+        VSR().fit(X, scipy.sparse.csr_matrix(y[:, None]))
+
+
+def test_too_many_classes_are_refused_up_front(monkeypatch):
+    import taskneurons.vsr.estimator as estimator
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(100, 2))
+    with pytest.raises(DataError, match="100 classes for 100 samples"):
+        VSR(task="classification").fit(X, np.arange(100))
+    # One-hot targets beyond the memory limit are refused before they are built.
+    monkeypatch.setattr(estimator, "_MAX_ONEHOT_VALUES", 1000)
+    y = np.arange(100) % 20
+    with pytest.raises(DataError, match=r"one-hot targets would hold 2e\+03 values.*classification='label'"):
+        VSR(task="classification").fit(X, y)
+    assert VSR(task="classification", classification="label", max_degree=2).fit(X, y).classes_.size == 20
 
 
 def test_unfitted_predict_raises():

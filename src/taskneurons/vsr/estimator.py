@@ -21,16 +21,19 @@ in raw units when one common map scales every feature (``scale="shared"`` or Non
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 import sympy as sp
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
-from ..errors import DataError, NumericalError
+from ..errors import DataError, FormulaError, NumericalError
 from ..formula import Formula, Term
 from ..formula import X as SYMBOL
 from .features import GramCache, aggregate
@@ -55,6 +58,8 @@ _MIN_SEARCH_ROWS = 300
 #: Values (rows x features) the polish of the leading formulas' constants may use, and how many.
 _POLISH_BUDGET = 5e5
 _N_POLISH = 3
+#: Largest one-hot target (rows x classes) classification builds (0.75 GiB of float64).
+_MAX_ONEHOT_VALUES = 100_000_000
 
 
 class VSR(RegressorMixin, BaseEstimator):
@@ -125,7 +130,8 @@ class VSR(RegressorMixin, BaseEstimator):
         One formula per output, same terms, own coefficients.
     formula_raw_, formulas_raw_ : Formula / list, or None
         The same models written in raw input units (``scale="shared"`` or None; None for
-        ``"minmax"``, where no single raw-unit formula exists).
+        ``"minmax"``, where no single raw-unit formula exists, and where float64 cannot write it,
+        e.g. raw inputs near 1e308).
     terms_ : tuple of Term
         The shared terms.
     coef_ : ndarray of shape (n_outputs, n_terms)
@@ -133,7 +139,7 @@ class VSR(RegressorMixin, BaseEstimator):
     pareto_ : DataFrame
         The front: formulas that no simpler one beats, "simpler" meaning fewer nodes or fewer
         fitted numbers (sorted by complexity). Columns ``complexity`` (node count), ``n_terms``,
-        ``train_loss`` and ``val_loss`` (MSE in target units, averaged over outputs; fit on the
+        ``train_loss`` and ``val_loss`` (MSE in target units, averaged over outputs, inf beyond float64; fit on the
         training split), ``bic``, ``selected`` and ``formula`` (first-output Formula, scaled
         inputs, coefficients refitted on all rows).
     scaler_ : AffineScaler
@@ -255,7 +261,13 @@ class VSR(RegressorMixin, BaseEstimator):
 
     def _check_y(self, y, n_samples: int) -> np.ndarray:
         """Targets as a float array (n, m); sets classes_ for classification."""
+        if scipy.sparse.issparse(y):
+            raise DataError(f"y is a sparse {type(y).__name__}; VSR needs dense targets: pass y.toarray() "
+                            "(and .ravel() for a single output)")
         y_arr = np.asarray(y) if not hasattr(y, "to_numpy") else y.to_numpy()
+        if np.iscomplexobj(y_arr):
+            raise DataError("Complex data not supported: y has complex values and VSR fits real targets; pass "
+                            "y.real, or the real and imaginary parts as two output columns")
         self._y_ndim = 1 if self.task == "classification" else y_arr.ndim
         if y_arr.ndim == 0 or y_arr.ndim > 2:
             raise DataError(f"y must be 1-D (n_samples,) or 2-D (n_samples, n_outputs), got shape {y_arr.shape}")
@@ -269,12 +281,24 @@ class VSR(RegressorMixin, BaseEstimator):
             if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
                 raise DataError("y contains NaN or infinity; remove those rows first")
             try:
-                check_classification_targets(y_arr)
+                with warnings.catch_warnings():  # too many classes are refused below, saying what to do
+                    warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+                    check_classification_targets(y_arr)
             except ValueError as exc:
                 raise DataError(f"{exc}; task='classification' needs class labels") from None
             self.classes_, codes = np.unique(y_arr, return_inverse=True)
-            if len(self.classes_) < 2:
+            n_classes = len(self.classes_)
+            if n_classes < 2:
                 raise DataError(f"y has one class only ({self.classes_[0]!r}); classification needs at least 2")
+            if n_samples > 20 and n_classes > round(0.5 * n_samples):  # scikit-learn's threshold, as an error
+                raise DataError(f"y has {n_classes} classes for {n_samples} samples: most classes have a single "
+                                "example, too few to fit a formula to. If y is a measured quantity use "
+                                "task='regression'; otherwise merge rare classes")
+            if self.classification == "onehot" and n_samples * n_classes > _MAX_ONEHOT_VALUES:
+                raise DataError(f"y has {n_classes} classes for {n_samples} samples: one-hot targets would hold "
+                                f"{n_samples * n_classes:.3g} values, more than the limit of "
+                                f"{_MAX_ONEHOT_VALUES:.0e}; merge rare classes, use fewer rows, or use "
+                                "classification='label'")
             if self.classification == "label":
                 return codes.astype(float)[:, None]
             onehot = np.zeros((n_samples, len(self.classes_)))
@@ -298,7 +322,17 @@ class VSR(RegressorMixin, BaseEstimator):
 
     # -- fit ----------------------------------------------------------------------------------
     def fit(self, X, y) -> VSR:
-        """Search the formula for ``X`` (n_samples, n_features) and ``y`` (n_samples[, n_outputs])."""
+        """Search the formula for ``X`` (n_samples, n_features) and ``y`` (n_samples[, n_outputs]).
+
+        The linear algebra of the search is many small solves and products (k-by-k systems,
+        rows-by-k matrices), where BLAS threads cost more in synchronisation than they gain
+        (measured: 1.4x slower on 2 cores), so BLAS runs single-threaded during ``fit`` (and is
+        restored afterwards); ``n_jobs`` still spreads the feature aggregation over threads.
+        """
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(X, y)
+
+    def _fit(self, X, y) -> VSR:
         start = time.perf_counter()
         families, max_degree, backend = self._check_params()
         if y is None:
@@ -309,6 +343,11 @@ class VSR(RegressorMixin, BaseEstimator):
             raise DataError(f"VSR needs at least 3 samples, got n_samples = {n}")
         Y = self._check_y(y, n)
         self.n_outputs_ = Y.shape[1]
+        # Each output is divided by a power of two that brings it below 2 in magnitude: exact (every
+        # rounding scales with it, so fits are bit for bit the same), and sums of squares stay
+        # finite for |y| up to the largest float64. Coefficients are scaled back at the end.
+        y_unit = np.ldexp(0.5, np.frexp(np.abs(Y).max(axis=0))[1])
+        Y = Y / y_unit
         rng = _generator(self.random_state)
 
         scaler = AffineScaler(self.scale).fit(X)
@@ -332,8 +371,13 @@ class VSR(RegressorMixin, BaseEstimator):
         data = DataAccess(X, scaler, self.data_range_, search_rows, backend=backend, device=str(self.device),
                           chunk_size=self.chunk_size, n_jobs=self.n_jobs, verbose=self.verbose)
         S = data.columns(candidates)
-        usable = np.isfinite(S).all(axis=0) & (np.ptp(S, axis=0) > 0)
+        with np.errstate(invalid="ignore"):  # inf - inf in the range of overflowing columns
+            usable = np.isfinite(S).all(axis=0) & (np.ptp(S, axis=0) > 0)
         if not usable.any():
+            if not np.isfinite(S).all(axis=0).any():
+                raise DataError("every term overflows float64 on some rows of X (values too large for the "
+                                "terms, or for their sum over the features); use scale='minmax' or "
+                                "scale='shared', or divide X by a constant first")
             raise DataError("every aggregated feature is constant over the rows of X (are all columns "
                             "constant?); VSR has nothing to fit")
         candidates = [c for c, ok in zip(candidates, usable, strict=True) if ok]
@@ -357,7 +401,13 @@ class VSR(RegressorMixin, BaseEstimator):
         bank = search.bank
         finalists = search.finalists()
         needed = sorted({c for subset in finalists for c in subset})
-        S_full = data.columns([bank[c] for c in needed], all_rows=True)
+        # The search rows' values are in the search cache already (same float32 evaluation);
+        # only the other rows are aggregated.
+        S_full = np.empty((n, len(needed)))
+        S_full[search_rows] = search.cache.S[:, needed]
+        others = np.setdiff1d(np.arange(n), search_rows, assume_unique=True)
+        if len(others):
+            S_full[others] = data.columns_at([bank[c] for c in needed], others)
         finite = np.isfinite(S_full).all(axis=0)
         position = {c: j for j, c in enumerate(needed)}
         finalists = [t for t in finalists if all(finite[position[c]] for c in t)]
@@ -386,15 +436,17 @@ class VSR(RegressorMixin, BaseEstimator):
         chosen, _ = select(front, self.selection, float(self.parsimony), cache.n_train, cache.n_outputs, has_val)
 
         rows = []
-        y_var = cache.y_scale_ ** 2
+        with np.errstate(over="ignore"):
+            y_var = (cache.y_scale_ * y_unit) ** 2  # variance in target units (inf only for |y| ~ 1e308)
         for i, entry in enumerate(front):
             cands = [bank[c] for c in entry.columns]
-            coef, intercept = least_squares_coefficients(cache.S[:, [position[c] for c in entry.columns]], Y)
+            coef, intercept = _unscaled(*least_squares_coefficients(cache.S[:, [position[c] for c in entry.columns]], Y),
+                                        y_unit)
             rows.append({
                 "complexity": entry.complexity,
                 "n_terms": len(cands),
-                "train_loss": float(np.mean(per_output[i] * y_var / cache.n_train)),
-                "val_loss": float(np.mean(entry.val_per_output * y_var)) if has_val else float("nan"),
+                "train_loss": _mean_loss(per_output[i], y_var, cache.n_train),
+                "val_loss": _mean_loss(entry.val_per_output, y_var) if has_val else float("nan"),
                 "bic": float(bic(entry, cache.n_train, cache.n_outputs)),
                 "selected": i == chosen,
                 "formula": _formulas(cands, coef, intercept)[0],
@@ -405,23 +457,42 @@ class VSR(RegressorMixin, BaseEstimator):
         else:
             S_chosen = cache.S[:, [position[c] for c in front[chosen].columns]]
         self.candidates_ = cands
-        self.coef_, self.intercept_ = least_squares_coefficients(S_chosen, Y)
+        self.coef_, self.intercept_ = _unscaled(*least_squares_coefficients(S_chosen, Y), y_unit)
+        if not np.isfinite(_outputs(S_chosen, self.coef_, self.intercept_)).all():
+            raise DataError(_TOO_LARGE_Y)
         self.formulas_ = _formulas(cands, self.coef_, self.intercept_)
         rows[chosen]["formula"] = self.formulas_[0]
         self.pareto_ = pd.DataFrame(rows, columns=["complexity", "n_terms", "train_loss", "val_loss", "bic",
                                                    "selected", "formula"])
         self.terms_ = tuple(c.term for c in self.candidates_)
         self.formula_ = self.formulas_[0]
-        if scaler.is_shared:
-            a, b = float(scaler.scale_[0]), float(scaler.offset_[0])
-            self.formulas_raw_ = [_to_raw_units(self.terms_, coef, c0, a, b, d)
-                                  for coef, c0 in zip(self.coef_, self.intercept_, strict=True)]
-            self.formula_raw_ = self.formulas_raw_[0]
-        else:
-            self.formulas_raw_ = None
-            self.formula_raw_ = None
+        self.formulas_raw_ = self._raw_formulas(backend) if scaler.is_shared else None
+        self.formula_raw_ = self.formulas_raw_[0] if self.formulas_raw_ is not None else None
         self.fit_time_ = time.perf_counter() - start
         return self
+
+    def _raw_formulas(self, backend: str) -> list[Formula] | None:
+        """The fitted model written in raw units (one common input map), or None where float64
+        cannot write it: substituting u = a x + b multiplies coefficients by powers of a, which
+        underflow when the raw inputs are near 1e308 (then a is near 1e-308). Checked by
+        evaluating both forms at the smallest, largest and middle training values."""
+        scaler = self.scaler_
+        a, b = float(scaler.scale_[0]), float(scaler.offset_[0])
+        d = len(scaler.scale_)
+        try:
+            raw = [_to_raw_units(self.terms_, coef, c0, a, b, d)
+                   for coef, c0 in zip(self.coef_, self.intercept_, strict=True)]
+        except FormulaError:
+            return None
+        probe = np.vstack([scaler.data_min_, scaler.data_max_, scaler.data_min_ / 2 + scaler.data_max_ / 2])
+        with np.errstate(all="ignore"):
+            S = aggregate(probe, self.candidates_, scaler, backend=backend, device=str(self.device))
+            expected = _outputs(S, self.coef_, self.intercept_)
+            got = np.column_stack([f.predict(probe) for f in raw])
+        tolerance = 1e-6 * max(float(np.abs(expected).max()), np.finfo(float).tiny)
+        if not (np.isfinite(got).all() and np.allclose(got, expected, rtol=1e-6, atol=tolerance)):
+            return None
+        return raw
 
     def _polish_leaders(self, front, cache, position, search, data, train, rng) -> list:
         """Refit the inner constants of the leading front formulas on (up to a budget of) all
@@ -495,7 +566,15 @@ class VSR(RegressorMixin, BaseEstimator):
             raise NumericalError(f"the terms {bad} are not finite on these inputs (outside their domain; the "
                                  f"scaled training inputs spanned [{self.data_range_.lo:g}, {self.data_range_.hi:g}]); "
                                  "keep inputs within the training range or refit with other bases")
-        return S @ self.coef_.T + self.intercept_
+        out = _outputs(S, self.coef_, self.intercept_)
+        if not np.isfinite(out).all():
+            rows = np.flatnonzero(~np.isfinite(out).all(axis=1))
+            raise NumericalError(f"the predictions for {len(rows)} row(s) (first: row {rows[0]}) are not finite: the "
+                                 "terms are finite there but times their coefficients they overflow float64 "
+                                 "(|value| > 1.8e308); those inputs lie far outside the training range "
+                                 f"(scaled training inputs spanned [{self.data_range_.lo:g}, {self.data_range_.hi:g}]), "
+                                 "keep inputs within it")
+        return out
 
     def predict(self, X) -> np.ndarray:
         """Predictions for raw ``X`` (n_samples, n_features).
@@ -555,6 +634,42 @@ def _check_finite(A: np.ndarray, name: str, chunk_rows: int = 65536) -> None:
             raise DataError(f"{name} contains NaN or infinity (first in row {row}); remove or impute those "
                             "values first")
     # Finite values whose sum overflows: fine.
+
+
+_TOO_LARGE_Y = ("y values are too large: the fitted formula's outputs overflow float64 (|value| > 1.8e308); "
+                "divide y by a constant first (e.g. y / 1e300) and multiply the predictions back")
+
+
+def _unscaled(coef: np.ndarray, intercept: np.ndarray, y_unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients (m, k) and intercepts (m,) fitted to ``Y / y_unit``, in the units of Y."""
+    with np.errstate(over="ignore"):
+        coef, intercept = coef * y_unit[:, None], intercept * y_unit
+    if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
+        raise DataError(_TOO_LARGE_Y)
+    return coef, intercept
+
+
+def _outputs(S: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """``S @ coef.T + intercept`` (n, m); inf only where a result itself exceeds float64.
+
+    With coefficients near 1e308 the partial sums can overflow although the outputs do not;
+    then each output is computed with its coefficients divided by a power of two (exact) and
+    multiplied back at the end.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = S @ coef.T + intercept
+        if np.isfinite(out).all():
+            return out
+        top = np.maximum(np.abs(coef).max(axis=1, initial=0.0), np.abs(intercept))
+        unit = np.ldexp(0.5, np.frexp(top)[1])
+        return (S @ (coef / unit[:, None]).T + intercept / unit) * unit
+
+
+def _mean_loss(per_output: np.ndarray, y_var: np.ndarray, n: int = 1) -> float:
+    """Mean over outputs of standardised losses times the target variances, divided by ``n``
+    (inf where that overflows)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.mean(per_output * y_var / n))
 
 
 def _formulas(cands: Sequence[Candidate], coef: np.ndarray, intercept: np.ndarray) -> list[Formula]:

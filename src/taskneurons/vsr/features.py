@@ -92,15 +92,17 @@ def block_features(U, candidates: Sequence[Candidate], funcs: dict, fast: bool =
     powers = {c.template.power: j for j, c in enumerate(candidates) if c.template.power is not None}
     if powers:
         p = None
-        for k in range(1, max(powers) + 1):
-            if k == 1:
-                p = U
-            elif k == 2:
-                p = U * U
-            else:
-                p *= U  # in place: only two block-sized arrays live at a time
-            if k in powers:
-                out[powers[k]] = _sum64(p)
+        # Overflow to inf is expected for large raw inputs; callers check finiteness.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(1, max(powers) + 1):
+                if k == 1:
+                    p = U
+                elif k == 2:
+                    p = U * U
+                else:
+                    p *= U  # in place: only two block-sized arrays live at a time
+                if k in powers:
+                    out[powers[k]] = _sum64(p)
         del p
     if len(powers) < len(candidates):
         V = _single(U) if fast else U

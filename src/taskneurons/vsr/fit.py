@@ -62,9 +62,22 @@ def solve_batched(A: np.ndarray, B: np.ndarray, ridge: float = RIDGE) -> np.ndar
 
 
 def standardize(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and scales of ``S`` (n, K); a zero-variance column gets scale 1."""
-    mean = S.mean(axis=0)
-    scale = S.std(axis=0)
+    """Column means and scales of ``S`` (n, K); a zero-variance column gets scale 1.
+
+    Columns whose squares overflow (|values| above about 1e154, e.g. x**7 of raw inputs in the
+    thousands of units summed over many features) are measured in units of a power of two (exact),
+    so they get finite statistics instead of an infinite scale.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = S.mean(axis=0)
+        scale = S.std(axis=0)
+    wide = ~(np.isfinite(mean) & np.isfinite(scale)) & np.isfinite(S).all(axis=0)
+    if wide.any():
+        unit = np.ldexp(0.5, np.frexp(np.abs(S[:, wide]).max(axis=0))[1])
+        scaled = S[:, wide] / unit
+        with np.errstate(over="ignore"):
+            mean[wide] = scaled.mean(axis=0) * unit
+            scale[wide] = scaled.std(axis=0) * unit
     scale = np.where((scale > 0) & np.isfinite(scale), scale, 1.0)
     return mean, scale
 

@@ -22,6 +22,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import DataError
+
 __all__ = ["AffineScaler", "SCALE_MODES"]
 
 SCALE_MODES = ("minmax", "shared", None)
@@ -65,6 +67,14 @@ class AffineScaler:
             scale, offset = np.full(d, s), np.full(d, o)
         else:
             scale, offset = np.ones(d), np.zeros(d)
+        if not (np.isfinite(scale).all() and np.isfinite(offset).all()):
+            # Only a range below about 1e-308 (subnormal numbers) gets here: 2 / range is then
+            # larger than the largest float64. Refuse rather than scale to inf and NaN.
+            bad = np.flatnonzero(~(np.isfinite(scale) & np.isfinite(offset)))
+            span = float(np.max(self.data_max_[bad] - self.data_min_[bad]))
+            raise DataError(f"X values are too small to scale: feature(s) {bad[:5].tolist()} span only {span:.3g} "
+                            "(subnormal numbers, below 2.2e-308), so mapping them to [-1, 1] overflows float64; "
+                            "multiply X by a large constant first (e.g. X * 1e300)")
         self.scale_ = scale
         self.offset_ = offset
         return self
@@ -73,9 +83,20 @@ class AffineScaler:
     def _to_unit(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Factor and shift mapping [lo, hi] onto [-1, 1]; a zero range counts as 1 (as sklearn's
         MinMaxScaler does), so a constant feature maps to -1 instead of dividing by zero."""
-        span = hi - lo
+        with np.errstate(over="ignore", invalid="ignore"):
+            span = hi - lo
+        wide = ~np.isfinite(span)
+        if wide.any():
+            # hi - lo overflows for values near +-1.8e308: take the range in units of max |value|
+            # (exact up to rounding, and finite), so such data scale like any other.
+            top = np.maximum(np.abs(lo), np.abs(hi))[wide]
+            scale_wide = (2.0 / (hi[wide] / top - lo[wide] / top)) / top
         span = np.where(span > 0, span, 1.0)
-        scale = 2.0 / span
+        with np.errstate(over="ignore", divide="ignore"):
+            scale = 2.0 / span
+        if wide.any():
+            scale = np.where(wide, 0.0, scale)
+            scale[wide] = scale_wide
         return scale, -1.0 - lo * scale
 
     @staticmethod
@@ -84,8 +105,11 @@ class AffineScaler:
         symmetrically (|lo + hi| <= 10 % of the range) a pure rescaling u = x / max(|lo|, |hi|),
         so that powers of x stay single powers in raw units (no spurious lower-degree terms from a
         tiny shift); the scaled values then still lie in [-1, 1]."""
-        if lo < 0 < hi and abs(lo + hi) <= SYMMETRY_TOLERANCE * (hi - lo):
-            return 1.0 / max(-lo, hi), 0.0
+        with np.errstate(over="ignore"):
+            symmetric = lo < 0 < hi and abs(lo + hi) <= SYMMETRY_TOLERANCE * (hi - lo)
+        if symmetric:
+            with np.errstate(over="ignore", divide="ignore"):
+                return float(np.float64(1.0) / max(-lo, hi)), 0.0
         s, o = AffineScaler._to_unit(np.array([lo]), np.array([hi]))
         return float(s[0]), float(o[0])
 

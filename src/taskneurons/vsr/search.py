@@ -27,6 +27,12 @@ k-by-k solve. The search, for sizes 1..max_terms:
 
 Every evaluated set is recorded with its training error; the estimator judges the finalists on all
 rows and :mod:`.selection` picks one.
+
+Cost. Nothing is computed twice: aggregated columns live in the Gram cache (search rows) and in a
+per-candidate cache on the refinement subsample; a refinement is remembered by its start set and
+the best grid point of a signature by its candidate lists. The records are also kept as per-size
+column arrays, so ranking, signature grouping and the front are vectorised numpy operations
+rather than Python loops over every evaluated set.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ __all__ = ["SearchConfig", "DataAccess", "TermSearch", "refine_constants"]
 #: Significant digits kept for refined inner constants: readable formulas, and far more
 #: precision than the data determine (the outer coefficients are re-solved afterwards).
 CONSTANT_DIGITS = 4
+#: Values (rows x columns) of aggregated subsample columns kept for reuse by refinements (64 MiB).
+SUBSAMPLE_CACHE_VALUES = 8_000_000
 
 
 @dataclass
@@ -106,6 +114,12 @@ class DataAccess:
         ranks term sets just as well (see :func:`block_features`); final fits use float64."""
         rows = None if all_rows or len(self.rows) == self.X.shape[0] else self.rows
         return aggregate(self.X, candidates, self.scaler, rows=rows, chunk_size=self.chunk_size,
+                         backend=self.backend, device=self.device, n_jobs=self.n_jobs, verbose=self.verbose,
+                         fast=fast)
+
+    def columns_at(self, candidates: Sequence[Candidate], rows: np.ndarray, fast: bool = True) -> np.ndarray:
+        """Aggregated features of ``candidates`` on the X rows ``rows`` (sorted), (len(rows), k)."""
+        return aggregate(self.X, candidates, self.scaler, rows=np.asarray(rows), chunk_size=self.chunk_size,
                          backend=self.backend, device=self.device, n_jobs=self.n_jobs, verbose=self.verbose,
                          fast=fast)
 
@@ -188,15 +202,27 @@ class TermSearch:
         self.rng = rng
         self.index = {c.key: j for j, c in enumerate(self.bank)}
         self.records: dict[tuple[int, ...], float] = {}
+        # The recorded sets again, by size and in recording order, as column-id arrays (for
+        # vectorised scans of all records without rebuilding arrays from the dict).
+        self._groups: dict[int, tuple[list[tuple[int, ...]], list[np.ndarray]]] = {}
         self.refined: set[tuple[int, ...]] = set()
         self.stopped: str | None = None
         self.n_evaluated = 0
         self._sub: tuple | None = None
         self._refined_from: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._tid: list[int] = []
+        self._n_params: list[int] = []
         self._best_by_size: dict[int, float] = {}
         self._slopes: dict[int, np.ndarray] = {}
         self._tid_of: dict[str, int] = {}
+        # Refinement is deterministic given its start set, and different targets often start
+        # from the same set (the best grid point of their signature): each start is fitted once.
+        self._refined_start: dict[tuple[int, ...], list[Candidate] | None] = {}
+        self._signature_best: dict[tuple, tuple[int, ...]] = {}
+        # Aggregated columns on the refinement subsample, by candidate: refinements that share a
+        # term start from (and take finite-difference steps around) the same constants.
+        self._sub_columns: dict[tuple, np.ndarray] = {}
+        self._sub_columns_size = 0
 
     # -- bookkeeping --------------------------------------------------------------------------
     def _check_stop(self, stage: str, n_terms: int) -> None:
@@ -227,12 +253,30 @@ class TermSearch:
         for start in range(0, len(arr), 20_000):
             sse, _ = self.cache.solve(arr[start:start + 20_000])
             out[start:start + 20_000] = sse
-        for subset, value in zip(subsets, out, strict=True):
-            self._record(tuple(subset), float(value))
+        records = self.records
+        fresh: list[int] = []
+        keys = [tuple(t) for t in subsets]
+        for i, (subset, value) in enumerate(zip(keys, out.tolist(), strict=True)):
+            if subset not in records:
+                fresh.append(i)
+            records[subset] = value
+        if fresh:
+            self._add_to_groups([keys[i] for i in fresh], arr[fresh] if len(fresh) < len(keys) else arr)
+        k = arr.shape[1]
+        best = float(out.min())
+        if best < self._best_by_size.get(k, np.inf):
+            self._best_by_size[k] = best
         self.n_evaluated += len(subsets)
         return out
 
+    def _add_to_groups(self, keys: list[tuple[int, ...]], arr: np.ndarray) -> None:
+        subsets, arrays = self._groups.setdefault(arr.shape[1], ([], []))
+        subsets.extend(keys)
+        arrays.append(arr)
+
     def _record(self, subset: tuple[int, ...], sse: float) -> None:
+        if subset not in self.records:
+            self._add_to_groups([subset], np.asarray([subset], dtype=np.intp))
         self.records[subset] = sse
         k = len(subset)
         if sse < self._best_by_size.get(k, np.inf):
@@ -241,19 +285,35 @@ class TermSearch:
     def signature(self, subset: Sequence[int]) -> tuple[str, ...]:
         return tuple(sorted(self.bank[c].template.name for c in subset))
 
+    def _signature_codes(self, arr: np.ndarray) -> np.ndarray:
+        """One integer per set (rows of ``arr``, column ids) that is equal exactly when the sets
+        have the same signature (multiset of term shapes)."""
+        tids = np.sort(self._template_ids()[arr], axis=1)
+        k = tids.shape[1]
+        if k <= 10:  # template ids stay below 64: 6 bits each
+            return (tids << (6 * np.arange(k, dtype=np.int64))).sum(axis=1)
+        return np.unique(tids, axis=0, return_inverse=True)[1].ravel()
+
     def _best_per_signature(self, subsets: Sequence[tuple[int, ...]], sse: np.ndarray,
                             limit: int) -> list[tuple[int, ...]]:
-        chosen: list[tuple[int, ...]] = []
-        seen: set = set()
-        for i in np.argsort(sse, kind="stable"):
-            sig = self.signature(subsets[i])
-            if sig in seen:
-                continue
-            seen.add(sig)
-            chosen.append(tuple(subsets[i]))
-            if len(chosen) >= limit:
-                break
-        return chosen
+        """The best set of each signature, best first, at most ``limit`` of them."""
+        if not len(subsets):
+            return []
+        if len({len(t) for t in subsets}) > 1:
+            chosen: list[tuple[int, ...]] = []
+            seen: set = set()
+            for i in np.argsort(sse, kind="stable"):
+                sig = self.signature(subsets[i])
+                if sig not in seen:
+                    seen.add(sig)
+                    chosen.append(tuple(subsets[i]))
+                    if len(chosen) >= limit:
+                        break
+            return chosen
+        order = np.argsort(sse, kind="stable")
+        codes = self._signature_codes(np.asarray(subsets, dtype=np.intp))[order]
+        _, first = np.unique(codes, return_index=True)
+        return [tuple(subsets[i]) for i in order[np.sort(first)[:limit]]]
 
     # -- enumeration --------------------------------------------------------------------------
     def _n_subsets(self, n_ids: int) -> int:
@@ -319,18 +379,39 @@ class TermSearch:
     def _diverse(self, ranked: Sequence[tuple[int, ...]], limit: int, per_signature: int) -> list[tuple[int, ...]]:
         """The best ``limit`` sets, at most ``per_signature`` of each signature (so grid
         neighbours of one good set do not crowd out other shapes)."""
-        ranked = sorted(dict.fromkeys(ranked), key=lambda t: self.records[t])
-        counts: dict[tuple[str, ...], int] = {}
-        out: list[tuple[int, ...]] = []
-        for subset in ranked:
-            sig = self.signature(subset)
-            if counts.get(sig, 0) >= per_signature:
-                continue
-            counts[sig] = counts.get(sig, 0) + 1
-            out.append(subset)
-            if len(out) >= limit:
-                break
-        return out
+        ranked = list(dict.fromkeys(ranked))
+        if not ranked:
+            return []
+        if len({len(t) for t in ranked}) > 1:
+            ranked.sort(key=lambda t: self.records[t])
+            counts: dict[tuple[str, ...], int] = {}
+            out: list[tuple[int, ...]] = []
+            for subset in ranked:
+                sig = self.signature(subset)
+                if counts.get(sig, 0) >= per_signature:
+                    continue
+                counts[sig] = counts.get(sig, 0) + 1
+                out.append(subset)
+                if len(out) >= limit:
+                    break
+            return out
+        sse = np.fromiter(map(self.records.__getitem__, ranked), dtype=float, count=len(ranked))
+        order = np.argsort(sse, kind="stable")  # as Python's stable sort by SSE
+        codes = self._signature_codes(np.asarray(ranked, dtype=np.intp))[order]
+        # Rank of each set within its signature, in SSE order.
+        by_code = np.argsort(codes, kind="stable")
+        sorted_codes = codes[by_code]
+        starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+        rank = np.empty(len(codes), dtype=np.intp)
+        rank[by_code] = np.arange(len(codes)) - np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
+        keep = order[rank < per_signature][:limit]
+        return [ranked[i] for i in keep]
+
+    def _param_counts(self) -> np.ndarray:
+        """Number of inner constants of every bank column."""
+        if len(self._n_params) < len(self.bank):
+            self._n_params.extend(c.n_params for c in self.bank[len(self._n_params):])
+        return np.asarray(self._n_params, dtype=np.intp)
 
     def _template_ids(self) -> np.ndarray:
         """Integer id of every bank column's template (for vectorised signatures)."""
@@ -351,48 +432,53 @@ class TermSearch:
         parent_arr = np.asarray(parents, dtype=np.intp)
         parent_sse = np.array([self.records[t] for t in parents])
         tid = self._template_ids()
-        k = parent_arr.shape[1] + 1
         n_screen, per_sig = self.config.n_screen, self.config.per_signature_screen
-        base = 64  # template ids stay below 64 (at most 32 powers and the extended shapes)
-        keep_scores, keep_pairs, keep_codes = [], [], []
+        # Screening groups: (parent signature, added shape). Each child signature is a union of
+        # such groups, so the best few of every group include the best few of every signature;
+        # the exact signatures are taken on the survivors only.
+        _, parent_group = np.unique(self._signature_codes(parent_arr), return_inverse=True)
+        fine = parent_group.ravel().astype(np.int64)[:, None] * 64 + tid[pool_arr][None, :]
+        keep_scores, keep_pairs = [], []
         batch = max(1, 400_000 // max(1, len(pool_arr)))
         for start in range(0, len(parent_arr), batch):
             block = parent_arr[start:start + batch]
             scores = self.cache.child_sse(block, parent_sse[start:start + batch], pool_arr)
-            tids = np.concatenate([np.broadcast_to(tid[block][:, None, :], (len(block), len(pool_arr), k - 1)),
-                                   np.broadcast_to(tid[pool_arr][None, :, None], (len(block), len(pool_arr), 1))],
-                                  axis=2)
-            tids = np.sort(tids, axis=2)
-            codes = (tids * base ** np.arange(k, dtype=np.int64)).sum(axis=2).ravel()
             flat = scores.ravel()
             finite = np.flatnonzero(np.isfinite(flat))
             if len(finite) == 0:
                 continue
-            chosen = _top_per_group(flat[finite], codes[finite], per_sig)
             if len(finite) > n_screen:
+                codes = fine[start:start + batch].ravel()
+                chosen = _top_per_group(flat[finite], codes[finite], per_sig)
                 chosen = np.union1d(chosen, np.argpartition(flat[finite], n_screen - 1)[:n_screen])
             else:
                 chosen = np.arange(len(finite))
             idx = finite[chosen]
             keep_scores.append(flat[idx])
-            keep_codes.append(codes[idx])
             keep_pairs.append(np.column_stack([start + idx // len(pool_arr), idx % len(pool_arr)]))
         if not keep_scores:
             return []
         scores = np.concatenate(keep_scores)
-        codes = np.concatenate(keep_codes)
         pairs = np.vstack(keep_pairs)
+        codes = self._signature_codes(np.column_stack([parent_arr[pairs[:, 0]], pool_arr[pairs[:, 1]]]))
         chosen = _top_per_group(scores, codes, per_sig)
         if len(scores) > n_screen:
             chosen = np.union1d(chosen, np.argpartition(scores, n_screen - 1)[:n_screen])
         else:
             chosen = np.arange(len(scores))
         chosen = chosen[np.argsort(scores[chosen], kind="stable")]
-        children = list(dict.fromkeys(tuple(sorted(parents[p] + (int(pool_arr[j]),))) for p, j in pairs[chosen]))
+        picked = pairs[chosen]
+        child_arr = np.sort(np.column_stack([parent_arr[picked[:, 0]], pool_arr[picked[:, 1]]]), axis=1)
+        children = list(dict.fromkeys(map(tuple, child_arr.tolist())))
         fresh = [t for t in children if t not in self.records]
         if fresh:
             self.evaluate(fresh)
-        return sorted(children, key=lambda t: self.records[t])
+        return self._by_sse(children)
+
+    def _by_sse(self, subsets: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        """Recorded sets sorted by training SSE (stable)."""
+        sse = np.fromiter(map(self.records.__getitem__, subsets), dtype=float, count=len(subsets))
+        return [subsets[i] for i in np.argsort(sse, kind="stable")]
 
     def _slope_columns(self, columns: Sequence[int]) -> None:
         """Centred aggregated d phi / d a on the search rows for these bank columns (cached),
@@ -427,29 +513,40 @@ class TermSearch:
             return list(ranked)
         self._slope_columns([c for t in head for c in t])
         radius = self.data.data_range.radius
-        Y = self.cache.Yt
-        score: dict[tuple[int, ...], float] = {}
+        score = {subset: self.records[subset] for subset in head}
+        # Sets with the same size and the same number of moving terms are solved as one batch.
+        batches: dict[tuple[int, int], list[tuple[tuple[int, ...], list[int]]]] = {}
         for subset in head:
-            moving = [(i, self._slopes.get(c)) for i, c in enumerate(subset)]
-            moving = [(i, v) for i, v in moving if v is not None]
-            base = self.records[subset]
-            if not moving:
-                score[subset] = base
-                continue
-            A = np.hstack([self.cache.Zt[:, list(subset)], np.column_stack([v[0] for _, v in moving])])
-            AtY = A.T @ Y
-            beta = solve_batched((A.T @ A)[None], AtY[None])[0]
-            sse = float(self.cache.yy.sum() - (beta * AtY).sum())
-            trusted = True
-            for j, (i, (_, norm)) in enumerate(moving):
-                weight = beta[i] / self.cache.scale_[subset[i]]        # (m,) outer coefficients
-                slope = beta[len(subset) + j] / norm                   # (m,) coefficient x move
-                denominator = float(weight @ weight)
-                move = float(weight @ slope) / denominator if denominator > 0 else np.inf
-                if abs(move) > 0.2 * abs(self.bank[subset[i]].params[0]) + 0.1 / radius:
-                    trusted = False
-                    break
-            score[subset] = min(base, sse) if trusted else base
+            moving = [i for i, c in enumerate(subset) if self._slopes.get(c) is not None]
+            if moving:
+                batches.setdefault((len(subset), len(moving)), []).append((subset, moving))
+        Zt, Y, n = self.cache.Zt, self.cache.Yt, self.cache.n_train
+        total = float(self.cache.yy.sum())
+        for (k, p), items in batches.items():
+            step = max(1, 2_000_000 // max(1, n * (k + p)))  # bounded (sets, rows, columns) stacks
+            for start in range(0, len(items), step):
+                chunk = items[start:start + step]
+                sets = np.asarray([t for t, _ in chunk], dtype=np.intp)              # (H, k)
+                pos = np.asarray([m for _, m in chunk], dtype=np.intp)               # (H, p)
+                cols = np.take_along_axis(sets, pos, axis=1)                         # moving bank columns
+                slopes = np.stack([np.column_stack([self._slopes[c][0] for c in row]) for row in cols.tolist()])
+                A = np.concatenate([np.moveaxis(Zt[:, sets], 0, 1), slopes], axis=2)  # (H, n, k + p)
+                At = np.swapaxes(A, 1, 2)
+                AtY = At @ Y
+                beta = solve_batched(At @ A, AtY)                                     # (H, k + p, m)
+                sse = total - np.einsum("hkm,hkm->h", beta, AtY)
+                norms = np.array([[self._slopes[c][1] for c in row] for row in cols.tolist()])
+                constants = np.array([[self.bank[c].params[0] for c in row] for row in cols.tolist()])
+                weight = np.take_along_axis(beta, pos[:, :, None], axis=1) / self.cache.scale_[cols][:, :, None]
+                slope = beta[:, k:, :] / norms[:, :, None]                            # coefficient x move
+                denominator = (weight * weight).sum(axis=2)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    move = np.where(denominator > 0, (weight * slope).sum(axis=2) / denominator, np.inf)
+                # Trusted only when every implied move stays within about a grid step.
+                trusted = (np.abs(move) <= 0.2 * np.abs(constants) + 0.1 / radius).all(axis=1)
+                for (subset, _), ok, value in zip(chunk, trusted.tolist(), sse.tolist(), strict=True):
+                    if ok:
+                        score[subset] = min(score[subset], value)
         rest = [t for t in ranked if t not in score]
         return sorted(score, key=lambda t: score[t]) + rest
 
@@ -458,17 +555,26 @@ class TermSearch:
         """Sets to refine: the best set of each of the ``n_signatures`` best signatures that have
         inner constants, plus up to ``variants - 1`` more of each whose constants differ by more
         than 25 % (another start for the nonlinear fit, which can have several local optima)."""
-        firsts: dict[tuple[str, ...], list[tuple[int, ...]]] = {}
+        firsts: dict = {}
         out: list[tuple[int, ...]] = []
+        head = list(ranked[:3000])
+        if not head:
+            return out
         # Sets far behind the best of their size cannot catch up by polishing constants.
-        best = min((self.records[t] for t in ranked[:1]), default=np.inf)
-        cutoff = self.config.refine_cutoff * min(best, self._best_by_size.get(len(ranked[0]) if ranked else 0, np.inf))
-        for subset in ranked[:3000]:
-            if self.records[subset] > cutoff:
+        cutoff = self.config.refine_cutoff * min(self.records[head[0]], self._best_by_size.get(len(head[0]), np.inf))
+        sse = np.fromiter(map(self.records.__getitem__, head), dtype=float, count=len(head))
+        if len({len(t) for t in head}) == 1:
+            arr = np.asarray(head, dtype=np.intp)
+            hopeful = (sse <= cutoff) & (self._param_counts()[arr] > 0).any(axis=1)
+            codes = self._signature_codes(arr).tolist()
+        else:
+            hopeful = (sse <= cutoff) & np.array([any(self.bank[c].n_params for c in t) for t in head])
+            codes = [self.signature(t) for t in head]
+        for i in np.flatnonzero(hopeful).tolist():
+            subset = head[i]
+            if skip_refined and subset in self.refined:
                 continue
-            if (skip_refined and subset in self.refined) or not any(self.bank[c].n_params for c in subset):
-                continue
-            sig = self.signature(subset)
+            sig = codes[i]
             seen = firsts.get(sig)
             if seen is None:
                 if len(firsts) >= n_signatures:
@@ -498,6 +604,11 @@ class TermSearch:
             longest = max(range(len(options)), key=lambda i: len(options[i]))
             keep = set(options[longest][::2]) | {subset[longest]}
             options[longest] = [j for j in options[longest] if j in keep]
+        # The answer depends only on the candidate lists (the Gram cache of existing columns never
+        # changes), and targets of one signature often share them: each is solved once.
+        key = tuple(tuple(o) for o in options)
+        if key in self._signature_best:
+            return self._signature_best[key]
         grids = np.meshgrid(*[np.asarray(o, dtype=np.intp) for o in options], indexing="ij")
         combos = np.sort(np.stack([g.ravel() for g in grids], axis=1), axis=1)
         distinct = (np.diff(combos, axis=1) != 0).all(axis=1) if combos.shape[1] > 1 else np.ones(len(combos), bool)
@@ -512,6 +623,7 @@ class TermSearch:
                 best_sse, best = float(sse[i]), tuple(int(c) for c in combos[start + i])
         self.n_evaluated += len(combos)
         self._record(best, best_sse)
+        self._signature_best[key] = best
         return best
 
     def _constants(self, subset: tuple[int, ...]) -> np.ndarray:
@@ -581,12 +693,33 @@ class TermSearch:
         return self._sub
 
     def refine_set(self, subset: tuple[int, ...]) -> list[Candidate] | None:
-        """Fit the inner constants of a term set by variable projection on the row subsample."""
+        """Fit the inner constants of a term set by variable projection on the row subsample
+        (each start set once: the result is remembered)."""
+        if subset in self._refined_start:
+            return self._refined_start[subset]
         rows, U, Y = self._subsample()
         cands = [self.bank[c] for c in subset]
-        fixed_cols = self.cache.S[rows][:, [c for c, cand in zip(subset, cands, strict=True) if cand.n_params == 0]]
-        return refine_constants(cands, U, Y, fixed_cols, self.data.data_range,
-                                lambda V, trial: self.data.row_columns(V, trial), self.config.max_nfev)
+        fixed = [c for c, cand in zip(subset, cands, strict=True) if cand.n_params == 0]
+        fixed_cols = self.cache.S[rows[:, None], np.asarray(fixed, dtype=np.intp)[None, :]]
+        result = refine_constants(cands, U, Y, fixed_cols, self.data.data_range, self._subsample_columns,
+                                  self.config.max_nfev)
+        self._refined_start[subset] = result
+        return result
+
+    def _subsample_columns(self, U, candidates: Sequence[Candidate]) -> np.ndarray:
+        """Aggregated features (rows, k) of ``candidates`` on the refinement subsample ``U``,
+        remembered by candidate (up to :data:`SUBSAMPLE_CACHE_VALUES` values in all)."""
+        found = {c.key: self._sub_columns.get(c.key) for c in candidates}
+        missing = list({c.key: c for c in candidates if found[c.key] is None}.values())
+        if missing:
+            fresh = self.data.row_columns(U, missing)
+            if self._sub_columns_size + fresh.size > SUBSAMPLE_CACHE_VALUES:
+                self._sub_columns.clear()
+                self._sub_columns_size = 0
+            for j, c in enumerate(missing):
+                found[c.key] = self._sub_columns[c.key] = fresh[:, j]
+            self._sub_columns_size += fresh.size
+        return np.column_stack([found[c.key] for c in candidates])
 
     def refine_best(self, level: Sequence[tuple[int, ...]], limit: int | None = None) -> list[int]:
         """Refine the first ``limit`` (default ``n_refine``) sets of ``level`` that have inner
@@ -669,17 +802,27 @@ class TermSearch:
         max_terms = min(self.config.max_terms, max_size or self.config.max_terms)
         if not powers or not others or max_terms < 2:
             return
-        pairs = sorted((t for t in self.records if len(t) == 2 and all(self.bank[c].template.power is None
-                                                                         for c in t)),
-                       key=lambda t: self.records[t])[:n_pairs]
-        cores = [(j,) for j in others] + pairs
+        groups = self._record_groups()
+        if 2 in groups:
+            two, arr, sse = groups[2]
+            is_power = np.array([c.template.power is not None for c in self.bank])
+            shapes = np.flatnonzero(~is_power[arr].any(axis=1))
+            pairs = [two[i] for i in shapes[np.argsort(sse[shapes], kind="stable")][:n_pairs]]
+        else:
+            pairs = []
         by_size: dict[int, list[tuple[int, ...]]] = {}
-        for core in cores:
-            for r in range(1, max_terms - len(core) + 1):
-                for extra in combinations(powers, r):
-                    subset = tuple(sorted(core + extra))
-                    if subset not in self.records:
-                        by_size.setdefault(len(subset), []).append(subset)
+        power_arr = np.asarray(powers, dtype=np.intp)
+        for cores in (np.asarray(others, dtype=np.intp)[:, None], np.asarray(pairs, dtype=np.intp).reshape(-1, 2)):
+            if not len(cores):
+                continue
+            for r in range(1, max_terms - cores.shape[1] + 1):
+                extras = power_arr[np.asarray(list(combinations(range(len(powers)), r)), dtype=np.intp)]
+                if not len(extras):
+                    continue
+                block = np.sort(np.hstack([np.repeat(cores, len(extras), axis=0),
+                                           np.tile(extras, (len(cores), 1))]), axis=1)
+                by_size.setdefault(block.shape[1], []).extend(
+                    t for t in map(tuple, block.tolist()) if t not in self.records)
         for k in sorted(by_size):
             subsets = list(dict.fromkeys(by_size[k]))
             sse = self.evaluate(subsets)
@@ -699,11 +842,13 @@ class TermSearch:
 
     def _record_groups(self) -> dict[int, tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]]:
         """Records grouped by size: (sets, (C, k) column array, (C,) SSE), for vectorised scans."""
-        groups: dict[int, list] = {}
-        for subset, sse in self.records.items():
-            groups.setdefault(len(subset), []).append((subset, sse))
-        return {k: ([t for t, _ in items], np.array([t for t, _ in items], dtype=np.intp),
-                    np.array([v for _, v in items])) for k, items in groups.items()}
+        out = {}
+        for k, (subsets, arrays) in self._groups.items():
+            if len(arrays) > 1:
+                arrays[:] = [np.concatenate(arrays)]
+            sse = np.fromiter(map(self.records.__getitem__, subsets), dtype=float, count=len(subsets))
+            out[k] = (subsets, arrays[0], sse)
+        return out
 
     def search_front(self) -> list[tuple[int, ...]]:
         """Recorded sets that no simpler recorded set beats (see :func:`pareto_front`)."""
@@ -782,8 +927,10 @@ def refine_constants(cands: Sequence[Candidate], U, Y: np.ndarray, fixed_cols: n
     rel_step = 1e-3
 
     def column(i_move: int, theta: np.ndarray) -> np.ndarray:
+        # Python floats, not numpy float64 scalars: those would promote the float32 evaluation
+        # to float64 (NumPy's promotion rules) and make every evaluation several times slower.
         c = cands[moving[i_move]]
-        return column_fn(U, [Candidate(c.template, tuple(theta[slices[i_move]]))])[:, 0]
+        return column_fn(U, [Candidate(c.template, tuple(float(v) for v in theta[slices[i_move]]))])[:, 0]
 
     fixed = fixed_cols - fixed_cols.mean(axis=0)
     fixed_scale = np.sqrt((fixed ** 2).sum(axis=0))

@@ -77,13 +77,10 @@ X = sp.Symbol("x", real=True)
 
 
 class sigmoid(sp.Function):  # noqa: N801 - printed as `sigmoid(...)`, like the other functions
-    """The logistic function 1 / (1 + exp(-u)) as a SymPy function."""
+    """The logistic function 1 / (1 + exp(-u)) as a SymPy function.
 
-    @classmethod
-    def eval(cls, arg):
-        if arg.is_Number:
-            return sp.Float(1.0 / (1.0 + math.exp(-float(arg))))
-        return None
+    Constant arguments are folded by the parser (``_Builder.call``), like every other function.
+    """
 
     def fdiff(self, argindex=1):
         return self * (1 - self)

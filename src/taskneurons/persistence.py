@@ -306,7 +306,7 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
                       activation=params.get("activation", "relu"), basis=params.get("basis", "terms"),
                       dtype=dtype)
     network.load_state_dict(state, strict=True)
-    estimator.network_ = network.eval()
+    estimator.network_ = network.train(False)
     estimator.n_parameters_ = int(fitted["n_parameters"])
     estimator.fit_time_ = float(fitted["fit_time"])
     estimator.n_epochs_ = int(fitted["n_epochs"])

@@ -448,7 +448,7 @@ def predict_module(module: nn.Module, X: ArrayLike, *, batch_size: int = 4096,
     if Xt.ndim == 0 or len(Xt) == 0:
         raise DataError(f"X must have at least one row; got shape {tuple(Xt.shape)}.")
     was_training = module.training
-    module.eval()
+    module.train(False)
     try:
         with torch.no_grad():
             return _batched_forward(module, Xt, batch_size, dev)
@@ -633,7 +633,7 @@ def fit_module(
     eval_bs = eval_batch_size or max(batch_size, 4096)
 
     # ---- probe the output shape once: fixes y's shape for the loss and gives early, clear errors
-    module.eval()
+    module.train(False)
     with torch.no_grad():
         out_probe = module(X_tr[:2])
     if not isinstance(out_probe, torch.Tensor):
@@ -705,7 +705,7 @@ def fit_module(
                 values = [torch.stack(batch_losses) @ weights,
                           torch.stack([p.detach().sum() for p in params]).sum()]
                 if has_valid:
-                    module.eval()
+                    module.train(False)
                     with torch.no_grad():
                         out_va = _batched_forward(module, X_va, eval_bs, dev)
                         values.append(loss_fn(out_va, y_va).detach())
@@ -762,7 +762,7 @@ def fit_module(
                     break
         if early_stopping and best_state is not None:
             module.load_state_dict(best_state)
-        module.eval()
+        module.train(False)
         _check_predictions(module, X_tr, eval_bs, dev)
     finally:
         bar.close()

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .protocols import resolve_protocol
-from .runner import RESULTS_FILE, Progress, execute, executor_session, open_results, resolve_datasets
-from .table6 import BenchRun, vsr_cell
+from .runner import Progress, execute, executor_session, open_results, resolve_datasets
+from .table6 import BenchRun, finish_run, vsr_cell
 
 __all__ = ["run_table5"]
 
@@ -64,11 +64,5 @@ def run_table5(
         if console is not None:
             print_table5(console, out, protocol=settings["name"], paper_dir=paper_dir,
                          datasets=[s.name for s in specs], seeds=[int(seed)])
-    run = BenchRun(out=out, results=out / RESULTS_FILE, report=report_path, n_cells=len(expected),
-                   n_computed=progress.computed, n_skipped=n_done_before, n_errors=n_errors,
-                   seconds=time.perf_counter() - start)
-    if console is not None:
-        console.print(f"{run.n_cells} datasets: {run.n_computed} computed now, {run.n_skipped} already done, "
-                      f"{run.n_errors} errors; {run.seconds:.1f} s. Results: {run.results}"
-                      + (f"; report: {run.report}" if run.report else ""))
-    return run
+    return finish_run(out, n_cells=len(expected), n_computed=progress.computed, n_skipped=n_done_before,
+                      n_errors=n_errors, report=report_path, start=start, console=console, unit="datasets")

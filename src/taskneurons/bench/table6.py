@@ -54,6 +54,19 @@ class BenchRun:
     seconds: float
 
 
+def finish_run(out: Path, *, n_cells: int, n_computed: int, n_skipped: int, n_errors: int, report: Path | None,
+               start: float, console: Any = None, unit: str = "cells") -> BenchRun:
+    """The :class:`BenchRun` summary of a finished grid (``start``: its ``time.perf_counter()``), printed
+    as one line on ``console`` when given."""
+    run = BenchRun(out=out, results=out / RESULTS_FILE, report=report, n_cells=n_cells, n_computed=n_computed,
+                   n_skipped=n_skipped, n_errors=n_errors, seconds=time.perf_counter() - start)
+    if console is not None:
+        console.print(f"{run.n_cells} {unit}: {run.n_computed} computed now, {run.n_skipped} already done, "
+                      f"{run.n_errors} errors; {run.seconds:.1f} s. Results: {run.results}"
+                      + (f"; report: {run.report}" if run.report else ""))
+    return run
+
+
 def encoder_settings(estimator: Mapping[str, Any]) -> dict[str, Any]:
     """The input encoding the networks' estimator applies (VSR discovers in the same space)."""
     from ..estimators import TaskNeuronRegressor
@@ -229,11 +242,5 @@ def run_table6(
         if console is not None:
             print_table6(console, out, protocol=settings["name"], paper_dir=paper_dir,
                          datasets=[s.name for s in specs], structures=list(shapes))
-    run = BenchRun(out=out, results=out / RESULTS_FILE, report=report_path, n_cells=len(expected),
-                   n_computed=progress.computed, n_skipped=n_done_before, n_errors=n_errors,
-                   seconds=time.perf_counter() - start)
-    if console is not None:
-        console.print(f"{run.n_cells} cells: {run.n_computed} computed now, {run.n_skipped} already done, "
-                      f"{run.n_errors} errors; {run.seconds:.1f} s. Results: {run.results}"
-                      + (f"; report: {run.report}" if run.report else ""))
-    return run
+    return finish_run(out, n_cells=len(expected), n_computed=progress.computed, n_skipped=n_done_before,
+                      n_errors=n_errors, report=report_path, start=start, console=console, unit="cells")

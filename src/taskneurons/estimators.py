@@ -35,6 +35,7 @@ from .preprocessing import CATEGORICAL_ENCODINGS, SCALINGS, TabularEncoder, Targ
 __all__ = ["TaskNeuronRegressor", "TaskNeuronClassifier"]
 
 TASK_LAYERS = ("first", "hidden", "all")
+BINARY_INPUTS = ("linear", "formula")
 
 
 def _check_table(X, y=None) -> None:
@@ -87,6 +88,7 @@ class _TaskNeuronBase(BaseEstimator):
         task_layers: str = "first",
         basis: str = "orthonormal",
         add_linear_term: bool = True,
+        binary_inputs: str = "linear",
         parameter_budget: str | int | None = None,
         activation: str = "relu",
         optimizer: str = "adam",
@@ -110,6 +112,7 @@ class _TaskNeuronBase(BaseEstimator):
         self.task_layers = task_layers
         self.basis = basis
         self.add_linear_term = add_linear_term
+        self.binary_inputs = binary_inputs
         self.parameter_budget = parameter_budget
         self.activation = activation
         self.optimizer = optimizer
@@ -141,6 +144,8 @@ class _TaskNeuronBase(BaseEstimator):
             raise ValueError(f"hidden_layer_sizes must be positive, got {sizes}")
         if self.task_layers not in TASK_LAYERS:
             raise ValueError(f"task_layers must be one of {TASK_LAYERS}, got {self.task_layers!r}")
+        if self.binary_inputs not in BINARY_INPUTS:
+            raise ValueError(f"binary_inputs must be one of {BINARY_INPUTS}, got {self.binary_inputs!r}")
         if self.scale_X not in SCALINGS:
             raise ValueError(f"scale_X must be one of {SCALINGS}, got {self.scale_X!r}")
         if self.categorical not in CATEGORICAL_ENCODINGS:
@@ -210,7 +215,19 @@ class _TaskNeuronBase(BaseEstimator):
             return [formula] * n_hidden + [linear]
         return [formula] * (n_hidden + 1)
 
-    def _hidden_sizes(self, sizes: tuple[int, ...], n_in: int, n_out: int, formulas: list[Formula]):
+    def _linear_inputs(self, X_scaled: np.ndarray, formulas: list[Formula]) -> tuple[int, ...]:
+        """Columns with at most two distinct training values, when binary_inputs="linear" and the
+        first layer is task-based (every term is affine on such a column; see MixedTaskLinear)."""
+        if self.binary_inputs != "linear" or formulas[0] == Formula("x"):
+            return ()
+        first = X_scaled[0]
+        other = X_scaled != first
+        second = X_scaled[other.argmax(axis=0), np.arange(X_scaled.shape[1])]  # first differing value, or first
+        two_valued = np.flatnonzero((~other | (X_scaled == second)).all(axis=0))
+        return () if len(two_valued) == X_scaled.shape[1] else tuple(int(j) for j in two_valued)
+
+    def _hidden_sizes(self, sizes: tuple[int, ...], n_in: int, n_out: int, formulas: list[Formula],
+                      linear_inputs: tuple[int, ...]):
         from .nn import count_parameters, match_parameters
 
         budget = self.parameter_budget
@@ -218,7 +235,7 @@ class _TaskNeuronBase(BaseEstimator):
             return sizes
         if budget == "linear":
             budget = count_parameters(n_in, sizes, n_out, "x")
-        return match_parameters(n_in, n_out, sizes, formulas, budget=budget)
+        return match_parameters(n_in, n_out, sizes, formulas, budget=budget, linear_inputs=linear_inputs)
 
     # -- fitting ------------------------------------------------------------------------------
     def _fit(self, X, y):
@@ -243,11 +260,13 @@ class _TaskNeuronBase(BaseEstimator):
         seed_vsr, seed_init, seed_train = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
         self.formula_ = self._resolve_formula(X_scaled, self._vsr_target(y_checked, target), seed_vsr)
         formulas = self._layer_formulas(self.formula_, len(sizes))
-        self.hidden_layer_sizes_ = self._hidden_sizes(sizes, X_scaled.shape[1], n_out, formulas)
+        self.linear_inputs_ = self._linear_inputs(X_scaled, formulas)
+        self.hidden_layer_sizes_ = self._hidden_sizes(sizes, X_scaled.shape[1], n_out, formulas, self.linear_inputs_)
         self.layer_formulas_ = formulas
         generator = torch.Generator().manual_seed(seed_init)
         network = TaskMLP(X_scaled.shape[1], list(self.hidden_layer_sizes_), n_out, formulas,
-                          activation=self.activation, generator=generator, basis=self.basis)
+                          activation=self.activation, generator=generator, basis=self.basis,
+                          linear_inputs=self.linear_inputs_)
         self._check_initial_network(network, X_scaled)
         batch_size = self.batch_size if self.batch_size != "auto" else int(np.clip(len(X_scaled) // 64, 32, 1024))
         result = fit_module(
@@ -335,6 +354,13 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
     add_linear_term : bool, default True
         Add the term x to the neuron when the formula lacks it, so a task-based neuron can
         always represent what a linear neuron does.
+    binary_inputs : {"linear", "formula"}, default "linear"
+        Inputs with at most two distinct training values (one-hot columns, flags): "linear"
+        gives them only the linear term in the first layer (a
+        :class:`~taskneurons.nn.MixedTaskLinear`), since on two values every term is exactly
+        affine and its weights would repeat the linear ones; with ``parameter_budget`` the saved
+        parameters go to wider layers. "formula" applies every term to every input, as the
+        paper's layer does.
     parameter_budget : None, "linear" or int, default None
         ``"linear"`` shrinks the hidden widths (by one common factor) so that the network has
         no more parameters than the linear-neuron network of ``hidden_layer_sizes`` — the
@@ -385,19 +411,21 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
         The fitted discovery step when ``formula="auto"``.
     hidden_layer_sizes_ : tuple of int
         The widths actually used.
+    linear_inputs_ : tuple of int
+        Encoded input columns that take only the linear term (see ``binary_inputs``).
     """
 
     _loss = "mse"
     _is_classifier = False
 
     def __init__(self, hidden_layer_sizes=(64, 32), formula="auto", *, vsr=None, task_layers="first",
-                 basis="orthonormal", add_linear_term=True, parameter_budget=None, activation="relu", optimizer="adam", learning_rate=1e-3,
+                 basis="orthonormal", add_linear_term=True, binary_inputs="linear", parameter_budget=None, activation="relu", optimizer="adam", learning_rate=1e-3,
                  weight_decay=0.0, batch_size="auto", max_epochs=200, early_stopping=True,
                  validation_fraction=0.1, patience=20, scale_X="minmax", scale_y="standard",
                  categorical="onehot", input_clip="auto", random_state=None, device="auto", verbose=False):
         super().__init__(
             hidden_layer_sizes, formula, vsr=vsr, task_layers=task_layers, basis=basis,
-            add_linear_term=add_linear_term, parameter_budget=parameter_budget,
+            add_linear_term=add_linear_term, binary_inputs=binary_inputs, parameter_budget=parameter_budget,
             activation=activation, optimizer=optimizer, learning_rate=learning_rate,
             weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
             early_stopping=early_stopping, validation_fraction=validation_fraction, patience=patience,

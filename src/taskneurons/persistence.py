@@ -135,6 +135,7 @@ def save_estimator(estimator, path: str | os.PathLike) -> None:
         "formula": estimator.formula_.to_dict(),
         "layer_formulas": [f.to_dict() for f in estimator.layer_formulas_],
         "hidden_layer_sizes": [int(h) for h in estimator.hidden_layer_sizes_],
+        "linear_inputs": [int(j) for j in getattr(estimator, "linear_inputs_", ())],
         "n_features_in": int(estimator.n_features_in_),
         "feature_names_in": [str(c) for c in estimator.feature_names_in_]
         if hasattr(estimator, "feature_names_in_") else None,
@@ -277,12 +278,19 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
 
     estimator.formula_ = Formula.from_dict(fitted["formula"])
     records = fitted["layer_formulas"]
-    n_layers = sum(1 for k in tensors if k.startswith("network/") and k.endswith(".weight"))
+    # One layer per leading index ("network/0.weight", or "network/0.task.weight" and
+    # "network/0.linear.weight" for a MixedTaskLinear).
+    n_layers = len({k.split("/", 1)[1].split(".", 1)[0] for k in tensors
+                    if k.startswith("network/") and k.endswith(".weight")})
     if not isinstance(records, list) or len(records) != n_layers:  # bounds the parsing work too
         raise ModelFileError(f"the model file has {n_layers} weight layers but layer_formulas is not a list "
                              f"of {n_layers} formula records")
     estimator.layer_formulas_ = [Formula.from_dict(f) for f in records]
     estimator.hidden_layer_sizes_ = tuple(int(h) for h in fitted["hidden_layer_sizes"])
+    linear_inputs = fitted.get("linear_inputs", [])  # absent in files written before binary_inputs
+    if not isinstance(linear_inputs, list) or not all(type(j) is int for j in linear_inputs):
+        raise ModelFileError("linear_inputs in the model file must be a list of input indices")
+    estimator.linear_inputs_ = tuple(linear_inputs)
     estimator.n_features_in_ = int(fitted["n_features_in"])
     if fitted.get("feature_names_in") is not None:
         estimator.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
@@ -302,9 +310,12 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
         raise ModelFileError(f"unknown dtype {fitted.get('dtype')!r} in the model file")
     state = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("network/")}
     _check_widths(state, [*estimator.hidden_layer_sizes_, n_out])
+    if any(not 0 <= j < n_in for j in estimator.linear_inputs_) or len(set(estimator.linear_inputs_)) >= n_in:
+        raise ModelFileError(f"linear_inputs in the model file must be distinct indices of the {n_in} inputs, "
+                             "leaving at least one for the formula")
     network = TaskMLP(n_in, list(estimator.hidden_layer_sizes_), n_out, estimator.layer_formulas_,
                       activation=params.get("activation", "relu"), basis=params.get("basis", "terms"),
-                      dtype=dtype)
+                      dtype=dtype, linear_inputs=estimator.linear_inputs_)
     network.load_state_dict(state, strict=True)
     estimator.network_ = network.train(False)
     estimator.n_parameters_ = int(fitted["n_parameters"])
@@ -324,9 +335,9 @@ def _check_widths(state: dict[str, torch.Tensor], widths: list[int]) -> None:
     the tensors first means an edited ``hidden_layer_sizes`` cannot make loading allocate
     gigabytes (``load_state_dict`` would only notice the mismatch afterwards).
     """
-    weights = sorted((int(k.split(".")[0]), v) for k, v in state.items()
-                     if k.endswith(".weight") and k.split(".")[0].isdigit())
-    found = [int(v.shape[0]) for _, v in weights if v.ndim == 2]
+    weights = {int(k.split(".")[0]): v for k, v in state.items()  # one per layer index
+               if k.endswith(".weight") and k.split(".")[0].isdigit()}
+    found = [int(weights[i].shape[0]) for i in sorted(weights) if weights[i].ndim == 2]
     if found != [int(w) for w in widths]:
         raise ModelFileError(f"the model file declares hidden_layer_sizes and outputs {widths}, but its "
                              f"weights have layer widths {found}; the file is inconsistent")

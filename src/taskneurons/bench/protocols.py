@@ -67,6 +67,7 @@ TN_SETTINGS: dict[str, Any] = {
     "task_layers": "first",        # the neuron acts on the scaled inputs, where it was discovered
     "basis": "orthonormal",
     "add_linear_term": True,
+    "binary_inputs": "linear",     # one-hot columns take only the linear term (every term is affine on them)
 }
 
 #: Discovery settings (the VSR cell). ``scale`` is forced to None: VSR runs on the inputs as the

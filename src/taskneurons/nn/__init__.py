@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from .init import task_linear_init_, term_init_scales, term_second_moment
 from .layer import TaskLinear, layer_parameter_count
+from .mixed import MixedTaskLinear
 from .mlp import ACTIVATIONS, NORMS, TaskMLP, count_parameters, make_activation, match_parameters
 
 __all__ = [
     "TaskLinear",
     "TaskMLP",
+    "MixedTaskLinear",
     "count_parameters",
     "match_parameters",
     "layer_parameter_count",

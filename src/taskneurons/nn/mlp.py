@@ -12,6 +12,7 @@ from torch import nn
 
 from ..formula import Formula
 from .layer import TaskLinear, _check_width
+from .mixed import MixedTaskLinear, check_linear_inputs
 
 __all__ = ["TaskMLP", "ACTIVATIONS", "NORMS", "make_activation", "count_parameters", "match_parameters"]
 
@@ -89,20 +90,38 @@ def _layer_shape_counts(formulas: Sequence[Formula]) -> list[tuple[int, int]]:
     return [(f.n_terms, sum(len(t.constants) for t in f.terms)) for f in formulas]
 
 
-def _count(widths: Sequence[int], shape_counts: Sequence[tuple[int, int]], bias: bool) -> int:
+def _count(widths: Sequence[int], shape_counts: Sequence[tuple[int, int]], bias: bool, n_linear_inputs: int = 0) -> int:
+    """Parameters of the layers; the first ``n_linear_inputs`` inputs of the first layer take only the
+    linear term (a MixedTaskLinear): one weight per output each, and no inner constants."""
     total = 0
-    for (fan_in, fan_out), (n_terms, n_constants) in zip(zip(widths[:-1], widths[1:], strict=True), shape_counts, strict=True):
-        total += fan_out * n_terms * fan_in + (fan_out if bias else 0) + n_constants * fan_in
+    for index, ((fan_in, fan_out), (n_terms, n_constants)) in enumerate(
+            zip(zip(widths[:-1], widths[1:], strict=True), shape_counts, strict=True)):
+        n_linear = n_linear_inputs if index == 0 else 0
+        n_task = fan_in - n_linear
+        total += fan_out * n_terms * n_task + fan_out * n_linear + (fan_out if bias else 0) + n_constants * n_task
     return total
+
+
+def _n_linear_inputs(linear_inputs: int | Sequence[int] | None, in_features: int) -> int:
+    if linear_inputs is None:
+        return 0
+    if isinstance(linear_inputs, int) and not isinstance(linear_inputs, bool):
+        if not 0 <= linear_inputs < in_features:
+            raise ValueError(f"linear_inputs must leave at least one of the {in_features} inputs for the "
+                             f"formula, got {linear_inputs}")
+        return linear_inputs
+    return len(check_linear_inputs(linear_inputs, in_features))
 
 
 def count_parameters(in_features: int, hidden: int | Sequence[int], out_features: int,
                      formula: FormulaSpec | Sequence[FormulaSpec] = "x",
-                     output_formula: FormulaSpec | None = None, bias: bool = True) -> int:
+                     output_formula: FormulaSpec | None = None, bias: bool = True,
+                     linear_inputs: int | Sequence[int] | None = None) -> int:
     """Learnable scalars of ``TaskMLP(in_features, hidden, out_features, formula, ...)``, without building it.
 
     Activations and ``norm="layer"`` add no parameters. ``formula="x", output_formula="x"`` counts
-    the ordinary (LN) MLP of the same shape.
+    the ordinary (LN) MLP of the same shape. ``linear_inputs``: as for TaskMLP, the indices or
+    just their number.
 
     >>> count_parameters(10, [32], 1, "x")                  # 10*32 + 32 + 32*1 + 1
     385
@@ -113,12 +132,14 @@ def count_parameters(in_features: int, hidden: int | Sequence[int], out_features
     out_features = _check_width("out_features", out_features)
     widths = _as_hidden(hidden)
     formulas = _layer_formulas(len(widths), formula, output_formula)
-    return _count((in_features, *widths, out_features), _layer_shape_counts(formulas), bias)
+    return _count((in_features, *widths, out_features), _layer_shape_counts(formulas), bias,
+                  _n_linear_inputs(linear_inputs, in_features))
 
 
 def match_parameters(in_features: int, out_features: int, ln_hidden: int | Sequence[int],
                      formula: FormulaSpec | Sequence[FormulaSpec], output_formula: FormulaSpec | None = None,
-                     bias: bool = True, budget: int | None = None) -> tuple[int, ...]:
+                     bias: bool = True, budget: int | None = None,
+                     linear_inputs: int | Sequence[int] | None = None) -> tuple[int, ...]:
     """Hidden widths for a TN network with no more parameters than an LN network.
 
     Every LN width is multiplied by one common factor ``s`` and rounded down (at least 1); the
@@ -134,6 +155,8 @@ def match_parameters(in_features: int, out_features: int, ln_hidden: int | Seque
     budget : int, optional
         Parameter budget; by default the LN network's count, ``count_parameters(in_features,
         ln_hidden, out_features, "x", bias=bias)``.
+    linear_inputs : int or sequence of int, optional
+        As for :class:`TaskMLP` (the indices or just their number).
 
     Returns
     -------
@@ -150,11 +173,12 @@ def match_parameters(in_features: int, out_features: int, ln_hidden: int | Seque
     hidden = _as_hidden(ln_hidden)
     formulas = _layer_formulas(len(hidden), formula, output_formula)
     shape_counts = _layer_shape_counts(formulas)
+    n_linear = _n_linear_inputs(linear_inputs, in_features)
     if budget is None:
         budget = _count((in_features, *hidden, out_features), [(1, 0)] * (len(hidden) + 1), bias)
 
     def count(widths: tuple[int, ...]) -> int:
-        return _count((in_features, *widths, out_features), shape_counts, bias)
+        return _count((in_features, *widths, out_features), shape_counts, bias, n_linear)
 
     def widths_at(scale: float) -> tuple[int, ...]:
         return tuple(max(1, math.floor(scale * h)) for h in hidden)
@@ -226,6 +250,10 @@ class TaskMLP(nn.Sequential):
         ``"layer"`` inserts a parameter-free ``nn.LayerNorm`` after each hidden activation, so
         every TaskLinear after the first sees inputs of unit scale per sample. It adds no
         parameters. See Numerics.
+    linear_inputs : sequence of int, optional
+        Indices of inputs that take only the linear term in the first layer, which is then a
+        :class:`MixedTaskLinear` (meant for two-valued inputs such as one-hot columns, on which
+        every term is affine). Ignored when the first layer's formula is ``"x"``.
 
     Numerics
     --------
@@ -249,7 +277,8 @@ class TaskMLP(nn.Sequential):
     formulas : tuple of Formula
         The formula of each TaskLinear, hidden layers first.
     hidden : tuple of int
-    task_layers : list of TaskLinear
+    task_layers : list of TaskLinear or MixedTaskLinear
+    linear_inputs : tuple of int
     """
 
     def __init__(self, in_features: int, hidden: int | Sequence[int], out_features: int,
@@ -257,7 +286,7 @@ class TaskMLP(nn.Sequential):
                  output_formula: FormulaSpec | None = None, bias: bool = True,
                  device: Any = None, dtype: torch.dtype | None = None,
                  generator: torch.Generator | int | None = None, norm: str | None = None,
-                 basis: str = "terms") -> None:
+                 basis: str = "terms", linear_inputs: Sequence[int] | None = None) -> None:
         in_features = _check_width("in_features", in_features)
         out_features = _check_width("out_features", out_features)
         widths = _as_hidden(hidden)
@@ -265,11 +294,18 @@ class TaskMLP(nn.Sequential):
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; use None or 'layer'")
         make_activation(activation)  # validate before building anything
+        linear_inputs = check_linear_inputs(linear_inputs or (), in_features)
+        if formulas[0] == Formula("x"):
+            linear_inputs = ()  # every input already takes only the linear term
         factory = {"device": device, "dtype": dtype}
         sizes = (in_features, *widths, out_features)
         modules: list[nn.Module] = []
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            modules.append(TaskLinear(fan_in, fan_out, formulas[index], bias=bias, basis=basis, **factory))
+            if index == 0 and linear_inputs:
+                modules.append(MixedTaskLinear(fan_in, fan_out, formulas[index], linear_inputs, bias=bias,
+                                               basis=basis, **factory))
+            else:
+                modules.append(TaskLinear(fan_in, fan_out, formulas[index], bias=bias, basis=basis, **factory))
             if index < len(widths):
                 modules.append(make_activation(activation))
                 if norm == "layer":
@@ -281,12 +317,13 @@ class TaskMLP(nn.Sequential):
         self.formulas = formulas
         self.norm = norm
         self.basis = basis
+        self.linear_inputs = linear_inputs
         self.reset_parameters(generator)
 
     @property
-    def task_layers(self) -> list[TaskLinear]:
-        """The TaskLinear layers, input to output."""
-        return [m for m in self if isinstance(m, TaskLinear)]
+    def task_layers(self) -> list[TaskLinear | MixedTaskLinear]:
+        """The TaskLinear (or, first, MixedTaskLinear) layers, input to output."""
+        return [m for m in self if isinstance(m, TaskLinear | MixedTaskLinear)]
 
     def reset_parameters(self, generator: torch.Generator | int | None = None) -> None:
         """Re-initialise every TaskLinear, in order, from one random stream (see TaskLinear)."""

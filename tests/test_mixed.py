@@ -57,8 +57,9 @@ def test_counts_budget_and_gradients():
     assert widths[0] > plain[0]  # the parameters saved on the linear inputs widen the layers
     net(torch.randn(5, 6)).sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
-    # the linear formula needs no split
-    assert isinstance(TaskMLP(6, [4], 1, "x", linear_inputs=[0]).task_layers[0], TaskLinear)
+    # a formula whose only term is x needs no split
+    for linear in ("x", "2*x + 1"):
+        assert isinstance(TaskMLP(6, [4], 1, linear, linear_inputs=[0]).task_layers[0], TaskLinear)
 
 
 def test_same_generator_same_weights():

@@ -218,7 +218,7 @@ class _TaskNeuronBase(BaseEstimator):
     def _linear_inputs(self, X_scaled: np.ndarray, formulas: list[Formula]) -> tuple[int, ...]:
         """Columns with at most two distinct training values, when binary_inputs="linear" and the
         first layer is task-based (every term is affine on such a column; see MixedTaskLinear)."""
-        if self.binary_inputs != "linear" or formulas[0] == Formula("x"):
+        if self.binary_inputs != "linear" or formulas[0].terms == Formula("x").terms:
             return ()
         first = X_scaled[0]
         other = X_scaled != first

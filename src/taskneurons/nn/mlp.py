@@ -91,8 +91,8 @@ def _layer_shape_counts(formulas: Sequence[Formula]) -> list[tuple[int, int]]:
 
 
 def _count(widths: Sequence[int], shape_counts: Sequence[tuple[int, int]], bias: bool, n_linear_inputs: int = 0) -> int:
-    """Parameters of the layers; the first ``n_linear_inputs`` inputs of the first layer take only the
-    linear term (a MixedTaskLinear): one weight per output each, and no inner constants."""
+    """Parameters of the layers; ``n_linear_inputs`` of the first layer's inputs take only the linear
+    term (a MixedTaskLinear): one weight per output each, and no inner constants."""
     total = 0
     for index, ((fan_in, fan_out), (n_terms, n_constants)) in enumerate(
             zip(zip(widths[:-1], widths[1:], strict=True), shape_counts, strict=True)):
@@ -253,7 +253,7 @@ class TaskMLP(nn.Sequential):
     linear_inputs : sequence of int, optional
         Indices of inputs that take only the linear term in the first layer, which is then a
         :class:`MixedTaskLinear` (meant for two-valued inputs such as one-hot columns, on which
-        every term is affine). Ignored when the first layer's formula is ``"x"``.
+        every term is affine). Ignored when the first layer's only term is ``x``.
 
     Numerics
     --------
@@ -295,7 +295,7 @@ class TaskMLP(nn.Sequential):
             raise ValueError(f"unknown norm {norm!r}; use None or 'layer'")
         make_activation(activation)  # validate before building anything
         linear_inputs = check_linear_inputs(linear_inputs or (), in_features)
-        if formulas[0] == Formula("x"):
+        if formulas[0].terms == Formula("x").terms:
             linear_inputs = ()  # every input already takes only the linear term
         factory = {"device": device, "dtype": dtype}
         sizes = (in_features, *widths, out_features)

@@ -124,3 +124,14 @@ def test_bad_binary_inputs_value():
     X, y = _mixed_table(40)
     with pytest.raises(ValueError, match="binary_inputs must be one of"):
         TaskNeuronRegressor(binary_inputs="drop").fit(X, y)
+
+
+def test_compiles_without_graph_breaks_and_round_trips_state():
+    layer = MixedTaskLinear(5, 3, FORMULA, linear_inputs=[0, 3])
+    x = torch.randn(4, 5)
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x), layer(x))
+    twin = MixedTaskLinear(5, 3, FORMULA, linear_inputs=[0, 3])
+    twin.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(twin(x), layer(x))
+    assert set(layer.state_dict()) == {"task.weight", "task.bias", "linear.weight"}

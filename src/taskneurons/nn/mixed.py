@@ -92,7 +92,8 @@ class MixedTaskLinear(nn.Module):
         """Apply the layer: ``(*, in_features) -> (*, out_features)``."""
         if input.dim() == 0 or input.shape[-1] != self.in_features:
             raise DataError(f"{type(self).__name__} expects inputs of shape (*, {self.in_features}), "
-                            f"got {tuple(input.shape)}")
+                            f"got {tuple(input.shape)}; pass {self.in_features} features in the last "
+                            "dimension or build the layer with the right in_features")
         return self.task(input.index_select(-1, self.task_index)) + \
             self.linear(input.index_select(-1, self.linear_index))
 

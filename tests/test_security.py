@@ -481,6 +481,7 @@ def test_edited_metadata_fails_the_metadata_checksum(model_files, tmp_path, cana
     (lambda m: m["fitted"].__setitem__("linear_inputs", "os.system"), "linear_inputs"),
     (lambda m: m["fitted"].__setitem__("linear_inputs", [99]), "linear_inputs"),
     (lambda m: m["fitted"].__setitem__("linear_inputs", [0, 1, 2]), "linear_inputs"),
+    (lambda m: m["fitted"].__setitem__("linear_inputs", [1, 1]), "linear_inputs"),
     (lambda m: m["fitted"].__setitem__("n_outputs", 10_000_000), "hidden_layer_sizes"),
     (lambda m: m["fitted"]["encoder"].__setitem__("categories", ["not", "a", "dict"]), "inconsistent"),
     (lambda m: m["fitted"]["encoder"].__setitem__("scale", "os.system"), "scale must be one of"),

@@ -310,7 +310,8 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
         raise ModelFileError(f"unknown dtype {fitted.get('dtype')!r} in the model file")
     state = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("network/")}
     _check_widths(state, [*estimator.hidden_layer_sizes_, n_out])
-    if any(not 0 <= j < n_in for j in estimator.linear_inputs_) or len(set(estimator.linear_inputs_)) >= n_in:
+    chosen = estimator.linear_inputs_
+    if any(not 0 <= j < n_in for j in chosen) or len(set(chosen)) != len(chosen) or len(chosen) >= n_in:
         raise ModelFileError(f"linear_inputs in the model file must be distinct indices of the {n_in} inputs, "
                              "leaving at least one for the formula")
     network = TaskMLP(n_in, list(estimator.hidden_layer_sizes_), n_out, estimator.layer_formulas_,

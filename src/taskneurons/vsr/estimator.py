@@ -37,7 +37,7 @@ from ..errors import DataError, FormulaError, NumericalError
 from ..formula import Formula, Term
 from ..formula import X as SYMBOL
 from .features import GramCache, aggregate
-from .fit import least_squares_coefficients
+from .fit import least_squares_coefficients, power_of_two_unit
 from .grammar import Candidate, DataRange, generate_candidates, parse_bases
 from .scaling import SCALE_MODES, AffineScaler
 from .search import DataAccess, SearchConfig, TermSearch, refine_constants
@@ -346,7 +346,7 @@ class VSR(RegressorMixin, BaseEstimator):
         # Each output is divided by a power of two that brings it below 2 in magnitude: exact (every
         # rounding scales with it, so fits are bit for bit the same), and sums of squares stay
         # finite for |y| up to the largest float64. Coefficients are scaled back at the end.
-        y_unit = np.ldexp(0.5, np.frexp(np.abs(Y).max(axis=0))[1])
+        y_unit = power_of_two_unit(np.abs(Y).max(axis=0))
         Y = Y / y_unit
         rng = _generator(self.random_state)
 
@@ -661,7 +661,7 @@ def _outputs(S: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarr
         if np.isfinite(out).all():
             return out
         top = np.maximum(np.abs(coef).max(axis=1, initial=0.0), np.abs(intercept))
-        unit = np.ldexp(0.5, np.frexp(top)[1])
+        unit = power_of_two_unit(top)
         return (S @ (coef / unit[:, None]).T + intercept / unit) * unit
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["solve_batched", "standardize", "least_squares_coefficients", "RIDGE"]
+__all__ = ["solve_batched", "standardize", "least_squares_coefficients", "power_of_two_unit", "RIDGE"]
 
 #: Ridge jitter relative to the mean diagonal of a Gram matrix. Far below any noise level, it
 #: only decides what happens for (nearly) collinear columns: their weights stay finite.
@@ -61,6 +61,15 @@ def solve_batched(A: np.ndarray, B: np.ndarray, ridge: float = RIDGE) -> np.ndar
     return np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def power_of_two_unit(magnitude: np.ndarray | float) -> np.ndarray:
+    """A power of two per entry that brings ``magnitude`` (>= 0) into [1, 2) when divided by it.
+
+    Dividing by a power of two is exact (every rounding scales with it), which is how values near
+    the float64 limit are measured or fitted without overflow and without changing any digit.
+    """
+    return np.ldexp(0.5, np.frexp(magnitude)[1])
+
+
 def standardize(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and scales of ``S`` (n, K); a zero-variance column gets scale 1.
 
@@ -73,7 +82,7 @@ def standardize(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scale = S.std(axis=0)
     wide = ~(np.isfinite(mean) & np.isfinite(scale)) & np.isfinite(S).all(axis=0)
     if wide.any():
-        unit = np.ldexp(0.5, np.frexp(np.abs(S[:, wide]).max(axis=0))[1])
+        unit = power_of_two_unit(np.abs(S[:, wide]).max(axis=0))
         scaled = S[:, wide] / unit
         with np.errstate(over="ignore"):
             mean[wide] = scaled.mean(axis=0) * unit

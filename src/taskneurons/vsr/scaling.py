@@ -86,17 +86,14 @@ class AffineScaler:
         with np.errstate(over="ignore", invalid="ignore"):
             span = hi - lo
         wide = ~np.isfinite(span)
-        if wide.any():
-            # hi - lo overflows for values near +-1.8e308: take the range in units of max |value|
-            # (exact up to rounding, and finite), so such data scale like any other.
-            top = np.maximum(np.abs(lo), np.abs(hi))[wide]
-            scale_wide = (2.0 / (hi[wide] / top - lo[wide] / top)) / top
         span = np.where(span > 0, span, 1.0)
         with np.errstate(over="ignore", divide="ignore"):
             scale = 2.0 / span
         if wide.any():
-            scale = np.where(wide, 0.0, scale)
-            scale[wide] = scale_wide
+            # hi - lo overflows for values near +-1.8e308: take the range in units of max |value|
+            # (exact up to rounding, and finite), so such data scale like any other.
+            top = np.maximum(np.abs(lo), np.abs(hi))[wide]
+            scale[wide] = (2.0 / (hi[wide] / top - lo[wide] / top)) / top
         return scale, -1.0 - lo * scale
 
     @staticmethod

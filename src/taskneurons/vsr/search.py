@@ -285,12 +285,23 @@ class TermSearch:
     def signature(self, subset: Sequence[int]) -> tuple[str, ...]:
         return tuple(sorted(self.bank[c].template.name for c in subset))
 
+    @staticmethod
+    def _id_array(subsets: Sequence[tuple[int, ...]]) -> np.ndarray:
+        """The sets as rows of column ids, padded with -1 when their sizes differ."""
+        sizes = {len(t) for t in subsets}
+        if len(sizes) == 1:
+            return np.asarray(subsets, dtype=np.intp)
+        arr = np.full((len(subsets), max(sizes)), -1, dtype=np.intp)
+        for i, subset in enumerate(subsets):
+            arr[i, :len(subset)] = subset
+        return arr
+
     def _signature_codes(self, arr: np.ndarray) -> np.ndarray:
-        """One integer per set (rows of ``arr``, column ids) that is equal exactly when the sets
-        have the same signature (multiset of term shapes)."""
-        tids = np.sort(self._template_ids()[arr], axis=1)
+        """One integer per set (rows of ``arr``, column ids, -1 padding) that is equal exactly when
+        the sets have the same signature (multiset of term shapes)."""
+        tids = np.sort(np.where(arr >= 0, self._template_ids()[arr], -1), axis=1)
         k = tids.shape[1]
-        if k <= 10:  # template ids stay below 64: 6 bits each
+        if k <= 10 and (arr >= 0).all():  # template ids stay below 64: 6 bits each
             return (tids << (6 * np.arange(k, dtype=np.int64))).sum(axis=1)
         return np.unique(tids, axis=0, return_inverse=True)[1].ravel()
 
@@ -299,19 +310,8 @@ class TermSearch:
         """The best set of each signature, best first, at most ``limit`` of them."""
         if not len(subsets):
             return []
-        if len({len(t) for t in subsets}) > 1:
-            chosen: list[tuple[int, ...]] = []
-            seen: set = set()
-            for i in np.argsort(sse, kind="stable"):
-                sig = self.signature(subsets[i])
-                if sig not in seen:
-                    seen.add(sig)
-                    chosen.append(tuple(subsets[i]))
-                    if len(chosen) >= limit:
-                        break
-            return chosen
         order = np.argsort(sse, kind="stable")
-        codes = self._signature_codes(np.asarray(subsets, dtype=np.intp))[order]
+        codes = self._signature_codes(self._id_array(subsets))[order]
         _, first = np.unique(codes, return_index=True)
         return [tuple(subsets[i]) for i in order[np.sort(first)[:limit]]]
 
@@ -382,22 +382,9 @@ class TermSearch:
         ranked = list(dict.fromkeys(ranked))
         if not ranked:
             return []
-        if len({len(t) for t in ranked}) > 1:
-            ranked.sort(key=lambda t: self.records[t])
-            counts: dict[tuple[str, ...], int] = {}
-            out: list[tuple[int, ...]] = []
-            for subset in ranked:
-                sig = self.signature(subset)
-                if counts.get(sig, 0) >= per_signature:
-                    continue
-                counts[sig] = counts.get(sig, 0) + 1
-                out.append(subset)
-                if len(out) >= limit:
-                    break
-            return out
         sse = np.fromiter(map(self.records.__getitem__, ranked), dtype=float, count=len(ranked))
         order = np.argsort(sse, kind="stable")  # as Python's stable sort by SSE
-        codes = self._signature_codes(np.asarray(ranked, dtype=np.intp))[order]
+        codes = self._signature_codes(self._id_array(ranked))[order]
         # Rank of each set within its signature, in SSE order.
         by_code = np.argsort(codes, kind="stable")
         sorted_codes = codes[by_code]
@@ -563,13 +550,9 @@ class TermSearch:
         # Sets far behind the best of their size cannot catch up by polishing constants.
         cutoff = self.config.refine_cutoff * min(self.records[head[0]], self._best_by_size.get(len(head[0]), np.inf))
         sse = np.fromiter(map(self.records.__getitem__, head), dtype=float, count=len(head))
-        if len({len(t) for t in head}) == 1:
-            arr = np.asarray(head, dtype=np.intp)
-            hopeful = (sse <= cutoff) & (self._param_counts()[arr] > 0).any(axis=1)
-            codes = self._signature_codes(arr).tolist()
-        else:
-            hopeful = (sse <= cutoff) & np.array([any(self.bank[c].n_params for c in t) for t in head])
-            codes = [self.signature(t) for t in head]
+        arr = self._id_array(head)
+        hopeful = (sse <= cutoff) & ((arr >= 0) & (self._param_counts()[arr] > 0)).any(axis=1)
+        codes = self._signature_codes(arr).tolist()
         for i in np.flatnonzero(hopeful).tolist():
             subset = head[i]
             if skip_refined and subset in self.refined:

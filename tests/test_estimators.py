@@ -118,6 +118,51 @@ def test_dataframe_with_text_columns():
     assert ordinal.encoder_.feature_names_out_ == ["size", "sex", "flag"]
 
 
+@pytest.mark.parametrize("other", [np.array([True, False] * 30), pd.array([0, 1, 2] * 20, dtype="Int64"),
+                                   pd.array([True, False] * 30, dtype="boolean")], ids=["bool", "Int64", "boolean"])
+def test_category_column_beside_bool_and_nullable_columns(other):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"c": pd.Categorical(rng.choice(["x", "y"], 60)), "b": other})
+    model = TaskNeuronRegressor(formula="x", **FAST).fit(frame, rng.uniform(size=60))
+    assert model.encoder_.feature_names_out_ == ["c=x", "c=y", "b"]
+    assert np.isfinite(model.predict(frame)).all()
+
+
+@pytest.mark.parametrize("categorical", ["onehot", "ordinal"])
+def test_category_column_is_encoded_by_name_even_when_it_arrives_as_numbers(categorical):
+    rng = np.random.default_rng(0)
+    codes = rng.choice([10, 20, 30], 80)
+    frame = pd.DataFrame({"a": rng.uniform(size=80), "c": pd.Categorical(codes)})
+    y = frame["a"].to_numpy() + 3.0 * (codes == 30)
+    model = TaskNeuronRegressor(formula="x", categorical=categorical, **FAST).fit(frame, y)
+    np.testing.assert_array_equal(model.predict(frame.astype({"c": int})), model.predict(frame))
+    with pytest.raises(ValueError, match="categorical columns \\['c'\\]; pass a DataFrame"):
+        model.predict(frame.to_numpy(dtype=float))
+
+
+def test_missing_and_unseen_categories_are_refused_with_the_reason():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.uniform(size=60), "s": pd.array(["p", "q"] * 30, dtype="string")})
+    holed = frame.copy()
+    holed.loc[0, "s"] = pd.NA
+    with pytest.raises(ValueError, match="column 's' has missing values"):
+        TaskNeuronRegressor(formula="x", **FAST).fit(holed, rng.uniform(size=60))
+    ordinal = TaskNeuronRegressor(formula="x", categorical="ordinal", **FAST).fit(frame, rng.uniform(size=60))
+    with pytest.raises(ValueError, match="categories not seen in fit: \\['r'\\]"):
+        ordinal.predict(frame.head(2).assign(s=["p", "r"]))
+
+
+def test_failed_refit_leaves_no_half_fitted_model():
+    from sklearn.exceptions import NotFittedError
+
+    X = np.random.default_rng(0).uniform(size=(40, 2))
+    model = TaskNeuronRegressor(**FAST).fit(X, X[:, 0] ** 2)
+    with pytest.raises(ValueError, match="constant"):
+        model.fit(X * 100, np.ones(40))
+    with pytest.raises(NotFittedError):
+        model.predict(X)
+
+
 def test_works_with_sklearn_tools(diabetes):
     X, y = diabetes
     X, y = X[:200], y[:200]
@@ -203,7 +248,8 @@ def test_bad_prediction_inputs_and_labels():
     ("params", "message"),
     [({"hidden_layer_sizes": (0,)}, "positive"), ({"task_layers": "some"}, "task_layers"),
      ({"parameter_budget": "huge"}, "parameter_budget"), ({"batch_size": 0}, "batch_size"),
-     ({"scale_X": "log"}, "scale_X"), ({"formula": "x +"}, "ends too early"), ({"formula": 3}, "formula must be")],
+     ({"scale_X": "log"}, "scale_X"), ({"formula": "x +"}, "ends too early"), ({"formula": 3}, "formula must be"),
+     ({"hidden_layer_sizes": "64"}, "the string '64'"), ({"scale_y": "quantile"}, "scale_y must be one of")],
 )
 def test_bad_parameters(params, message):
     X = np.random.default_rng(0).uniform(size=(30, 2))

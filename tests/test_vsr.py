@@ -389,7 +389,7 @@ def test_front_and_grammar_helpers():
 
 @pytest.mark.parametrize("case", ["nan_x", "inf_y", "two_rows", "no_columns", "constant_y", "length",
                                   "three_d", "string_column", "string_values", "one_class", "constant_x",
-                                  "empty"])
+                                  "empty", "missing_label"])
 def test_bad_input_raises_clear_data_error(case):
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(30, 3))
@@ -433,6 +433,10 @@ def test_bad_input_raises_clear_data_error(case):
     elif case == "empty":
         X, y = X[:0], y[:0]
         match = "0 sample"
+    elif case == "missing_label":
+        est = VSR(task="classification")
+        y = np.array(["a", "b", None] * 10, dtype=object)
+        match = "10 missing label"
     with pytest.raises(DataError, match=match):
         est.fit(X, y)
 

@@ -30,7 +30,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import DataError, FormulaError, NumericalError
 from .formula import Formula
-from .preprocessing import CATEGORICAL_ENCODINGS, SCALINGS, TabularEncoder, TargetScaler, _is_dataframe
+from .preprocessing import (
+    CATEGORICAL_ENCODINGS,
+    SCALINGS,
+    TARGET_SCALINGS,
+    TabularEncoder,
+    TargetScaler,
+    _is_dataframe,
+)
 
 __all__ = ["TaskNeuronRegressor", "TaskNeuronClassifier"]
 
@@ -133,6 +140,9 @@ class _TaskNeuronBase(BaseEstimator):
     # -- parameter checks ---------------------------------------------------------------------
     def _check_params(self) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes
+        if isinstance(sizes, (str, bytes)):  # iterating "64" would give the widths (6, 4)
+            raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers such as (64, 32), "
+                             f"got the string {sizes!r}")
         if isinstance(sizes, numbers.Integral):
             sizes = (int(sizes),)
         try:
@@ -244,10 +254,12 @@ class _TaskNeuronBase(BaseEstimator):
 
         sizes = self._check_params()
         start = time.perf_counter()
+        # A refit that fails part-way must not leave the old network paired with a new encoder.
+        self.__dict__.pop("network_", None)
         _check_table(X, y)
         text_columns = _has_text_columns(X)
         X_checked, y_checked = validate_data(
-            self, X, y, reset=True, dtype=None if text_columns else "numeric",
+            self, X, y, reset=True, dtype=object if text_columns else "numeric",
             ensure_all_finite=not text_columns, multi_output=not self._is_classifier,
             y_numeric=not self._is_classifier,
             ensure_min_samples=2,
@@ -309,9 +321,11 @@ class _TaskNeuronBase(BaseEstimator):
         check_is_fitted(self, "network_")
         _check_table(X)
         text_columns = _has_text_columns(X)
-        X_checked = validate_data(self, X, reset=False, dtype=None if text_columns else "numeric",
+        X_checked = validate_data(self, X, reset=False, dtype=object if text_columns else "numeric",
                                   ensure_all_finite=not text_columns)
-        X_scaled = self.encoder_.transform(X if text_columns else X_checked)
+        # A model fitted on categorical columns encodes them by name, also when they arrive as numbers.
+        by_name = text_columns or (_is_dataframe(X) and bool(self.encoder_.categories_))
+        X_scaled = self.encoder_.transform(X if by_name else X_checked)
         out = predict_module(self.network_, X_scaled.astype(np.float32))
         return _check_finite_outputs(out.detach().cpu().double().numpy())
 
@@ -384,7 +398,8 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
     scale_y : {"standard", "minmax", None}, default "standard"
         Targets are scaled for training and mapped back in ``predict``.
     categorical : {"onehot", "ordinal"}, default "onehot"
-        Encoding of text/categorical DataFrame columns.
+        Encoding of text/categorical DataFrame columns. A category unseen in ``fit`` becomes
+        all-zero columns under ``"onehot"``; under ``"ordinal"`` it is refused (DataError).
     input_clip : float, "auto" or None, default "auto"
         Scaled inputs are clipped to [-input_clip, input_clip]: the guard against new inputs
         far outside the training range being raised to high powers (with min-max scaling, a
@@ -432,6 +447,11 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
             scale_X=scale_X, categorical=categorical, input_clip=input_clip, random_state=random_state,
             device=device, verbose=verbose)
         self.scale_y = scale_y
+
+    def _check_params(self) -> tuple[int, ...]:
+        if self.scale_y not in TARGET_SCALINGS:
+            raise ValueError(f"scale_y must be one of {TARGET_SCALINGS}, got {self.scale_y!r}")
+        return super()._check_params()
 
     def _prepare_target(self, y: np.ndarray) -> tuple[np.ndarray, int]:
         y = np.asarray(y, dtype=float)

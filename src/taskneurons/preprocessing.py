@@ -14,9 +14,11 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["TabularEncoder", "TargetScaler", "SCALINGS", "CATEGORICAL_ENCODINGS"]
+__all__ = ["TabularEncoder", "TargetScaler", "SCALINGS", "TARGET_SCALINGS", "CATEGORICAL_ENCODINGS"]
 
 SCALINGS = ("minmax", "quantile", "standard", None)
+#: Scalings of regression targets (affine only: predictions are mapped back exactly).
+TARGET_SCALINGS = ("standard", "minmax", None)
 #: Most quantiles a "quantile" scaling keeps per feature.
 N_QUANTILES = 1000
 CATEGORICAL_ENCODINGS = ("onehot", "ordinal")
@@ -42,7 +44,7 @@ def _categories(series) -> list[str]:
 
     if isinstance(series.dtype, pd.CategoricalDtype):
         return [str(c) for c in series.dtype.categories]
-    return sorted({str(v) for v in series if not _missing(v)})
+    return sorted({str(v) for v in series.dropna()})
 
 
 class TabularEncoder:
@@ -59,7 +61,9 @@ class TabularEncoder:
     categorical : {"onehot", "ordinal"}
         How string/categorical DataFrame columns become numbers (booleans are 0/1). One-hot columns get
         one 0/1 column per category seen in training; unseen categories at transform time
-        encode as all zeros (one-hot) or -1 (ordinal).
+        encode as all zeros. Ordinal columns have no free code for an unseen category (after
+        scaling and clipping any new code would coincide with a seen one), so one raises a
+        DataError naming it.
     clip : float or None
         After scaling, values are clipped to [-clip, clip]. Training data lie in [-1, 1]
         under minmax, so this only touches far outliers at prediction time, where a degree-7
@@ -169,6 +173,10 @@ class TabularEncoder:
 
     def _encode(self, X) -> np.ndarray:
         if not _is_dataframe(X) or self.feature_names_in_ is None:
+            if self.categories_:
+                raise DataError(f"this encoder was fitted on a DataFrame with categorical columns "
+                                f"{sorted(self.categories_)}; pass a DataFrame with the same named columns "
+                                "so that they are encoded by name")
             return _numeric(np.asarray(X), "X")
         columns: list[np.ndarray] = []
         for i, name in enumerate(self.feature_names_in_):
@@ -186,7 +194,7 @@ class TabularEncoder:
 
     def _encode_categorical(self, name: str, column) -> list[np.ndarray]:
         values = column.to_numpy()
-        if any(_missing(v) for v in values):
+        if column.isna().any():  # None, NaN, pd.NA and NaT alike
             raise DataError(f"column {name!r} has missing values; fill them (e.g. with a 'missing' "
                             "category) before fitting")
         text = np.array([str(v) for v in values], dtype=object)
@@ -194,7 +202,12 @@ class TabularEncoder:
         if self.categorical == "onehot":
             return [(text == c).astype(float) for c in categories]
         lookup = {c: float(i) for i, c in enumerate(categories)}
-        return [np.array([lookup.get(v, -1.0) for v in text])]
+        unseen = sorted({v for v in text if v not in lookup})
+        if unseen:
+            raise DataError(f"column {name!r} has categories not seen in fit: {unseen[:5]}; ordinal encoding "
+                            "has no code for them. Map them to a known category, or fit with "
+                            "categorical='onehot' (unseen categories become all-zero columns)")
+        return [np.array([lookup[v] for v in text])]
 
     # -- serialisation ------------------------------------------------------------------------
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -225,8 +238,8 @@ class TargetScaler:
     """
 
     def __init__(self, scale: str | None = "standard"):
-        if scale not in SCALINGS:
-            raise DataError(f"scale_y must be one of {SCALINGS}, got {scale!r}")
+        if scale not in TARGET_SCALINGS:
+            raise DataError(f"scale_y must be one of {TARGET_SCALINGS}, got {scale!r}")
         self.scale = scale
 
     def fit_transform(self, y: np.ndarray) -> np.ndarray:
@@ -285,10 +298,6 @@ def _quantile_transform(raw: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
         q = quantiles[:, j]
         out[:, j] = 0.5 * (np.interp(raw[:, j], q, references) - np.interp(-raw[:, j], -q[::-1], -references[::-1]))
     return out
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
 
 
 def _numeric(values, what: str) -> np.ndarray:

@@ -280,6 +280,12 @@ class VSR(RegressorMixin, BaseEstimator):
                 raise DataError("task='classification' takes one label per row (y of shape (n_samples,))")
             if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
                 raise DataError("y contains NaN or infinity; remove those rows first")
+            if y_arr.dtype.kind == "O":
+                import pandas as pd
+
+                n_missing = int(pd.isna(y_arr).sum())
+                if n_missing:
+                    raise DataError(f"y has {n_missing} missing label(s) (None/NaN); remove those rows first")
             try:
                 with warnings.catch_warnings():  # too many classes are refused below, saying what to do
                     warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")

@@ -513,7 +513,7 @@ class TaskNeuronClassifier(ClassifierMixin, _TaskNeuronBase):
         codes = self._label_encoder.fit_transform(y)
         self.classes_ = self._label_encoder.classes_
         if len(self.classes_) < 2:
-            raise DataError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least two")
+            raise DataError(f"y has only one class ({self.classes_[:1].tolist()[0]!r}); a classifier needs at least two")
         n_samples, n_classes = len(codes), len(self.classes_)
         if n_samples > 20 and n_classes > round(0.5 * n_samples):  # scikit-learn's own threshold, as an error
             raise DataError(f"y has {n_classes} classes for {n_samples} samples: most classes have a single "

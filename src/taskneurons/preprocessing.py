@@ -196,7 +196,7 @@ class TabularEncoder:
         values = column.to_numpy()
         if column.isna().any():  # None, NaN, pd.NA and NaT alike
             raise DataError(f"column {name!r} has missing values; fill them (e.g. with a 'missing' "
-                            "category) before fitting")
+                            "category) first")
         text = np.array([str(v) for v in values], dtype=object)
         categories = self.categories_[name]
         if self.categorical == "onehot":

@@ -152,6 +152,15 @@ def test_missing_and_unseen_categories_are_refused_with_the_reason():
         ordinal.predict(frame.head(2).assign(s=["p", "r"]))
 
 
+def test_save_refuses_an_activation_given_as_a_module(tmp_path):
+    import torch
+
+    X = np.random.default_rng(0).uniform(size=(40, 2))
+    model = TaskNeuronRegressor(activation=torch.nn.Tanh, formula="x**2 + x", **FAST).fit(X, X[:, 0])
+    with pytest.raises(ModelFileError, match="give the activation by name"):
+        model.save(tmp_path / "model.tn")  # loading would otherwise rebuild the default ReLU
+
+
 def test_failed_refit_leaves_no_half_fitted_model():
     from sklearn.exceptions import NotFittedError
 

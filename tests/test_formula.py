@@ -246,6 +246,7 @@ def test_power_chain_reuses_products():
         ("nan*x", "unknown name 'nan'", "nan", 0),
         ("inf + x", "unknown name 'inf'", "inf", 0),
         ("1e999*x", "not finite", "1e999", 0),
+        ("1" + "0" * 301 + "*x", "integer constant of 302 digits is larger than the limit of 1e300", "1" + "0" * 301, 0),
         ("x**1e9", "exponent 1e9 is out of range", "1e9", 1),
         ("x**x", "exponents must be numbers", "x", 1),
         ("2x", "write 2\\*x for a product", "x", 1),

@@ -50,6 +50,9 @@ def test_counts_budget_and_gradients():
     assert isinstance(net[0], MixedTaskLinear) and isinstance(net[2], TaskLinear)
     assert count_parameters(6, [8, 4], 2, FORMULA, output_formula="x", linear_inputs=3) == _n_params(net)
     assert count_parameters(6, [8, 4], 2, FORMULA, output_formula="x", linear_inputs=[3, 4, 5]) == _n_params(net)
+    for array in (np.array([3, 4, 5]), torch.tensor([3, 4, 5]), np.array([5])):  # not truth-tested
+        from_array = TaskMLP(6, [8, 4], 2, FORMULA, output_formula="x", linear_inputs=array)
+        assert from_array[0].linear_inputs == tuple(int(i) for i in array)
     budget = count_parameters(6, [8, 4], 2, "x")
     widths = match_parameters(6, 2, [8, 4], FORMULA, output_formula="x", linear_inputs=3)
     plain = match_parameters(6, 2, [8, 4], FORMULA, output_formula="x")
@@ -73,7 +76,9 @@ def test_same_generator_same_weights():
     ([5], "must index the 5 inputs"),
     ([-1], "must index the 5 inputs"),
     ([0, 1, 2, 3, 4], "leaves none for the formula"),
-    (["a"], "sequence of input indices"),
+    (["a"], "sequence of integer input indices"),
+    ([1.9], "sequence of integer input indices"),
+    ([True], "sequence of integer input indices"),
 ])
 def test_bad_linear_inputs_are_refused(indices, match):
     with pytest.raises(ValueError, match=match):

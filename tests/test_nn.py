@@ -377,6 +377,32 @@ def test_orthonormal_layer_equals_a_terms_layer_with_the_mapped_weights(in_featu
     torch.testing.assert_close(ortho(x), plain(x))
 
 
+@pytest.mark.parametrize("in_features", [3, 200])
+def test_orthonormal_layer_without_bias_spans_the_terms_exactly(in_features):
+    # A centred basis would tie a constant to the weights: a bias-free layer could then not
+    # output 0 at x = 0, and could not represent w * x**2.
+    ortho = TaskLinear(in_features, 4, "x**2 + x", bias=False, basis="orthonormal", dtype=torch.float64)
+    assert ortho(torch.zeros(2, in_features, dtype=torch.float64)).abs().max() == 0
+    weight, bias = ortho.term_parameters()
+    assert bias is None
+    plain = TaskLinear(in_features, 4, "x**2 + x", bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        plain.weight.copy_(weight)
+    x = torch.rand(9, in_features, generator=gen(5), dtype=torch.float64) * 2 - 1
+    torch.testing.assert_close(ortho(x), plain(x))
+    nodes, weights = (torch.from_numpy(a) for a in __import__("numpy").polynomial.legendre.leggauss(64))
+    phi = ortho.expand(nodes[:, None].expand(-1, in_features)).view(64, 2, in_features)[:, :, 0]
+    psi = phi @ ortho.basis_mixing.T                                           # no centring
+    gram = (psi * (weights / 2)[:, None]).T @ psi
+    torch.testing.assert_close(gram, torch.eye(2, dtype=torch.float64), atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("formula", ["1/x + x", "log(abs(x)) + x", "sqrt(x) + x"])
+def test_orthonormal_basis_falls_back_to_the_terms_where_a_term_is_not_finite(formula):
+    layer = TaskLinear(3, 2, formula, basis="orthonormal")
+    assert layer.basis_mixing is None and layer.term_parameters() == (layer.weight, layer.bias)
+
+
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, "4", True, None])
 def test_bad_widths(bad):

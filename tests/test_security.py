@@ -502,6 +502,33 @@ def test_metadata_is_validated_even_with_recomputed_checksums(model_files, tmp_p
     assert time.process_time() - start < 5.0  # nothing sized by the metadata was built
 
 
+@pytest.mark.parametrize(("edit", "match"), [
+    (lambda t: t.__setitem__("target/center", torch.zeros(4, dtype=torch.float64)), "target/center has shape"),
+    (lambda t: t.__setitem__("target/spread", torch.ones((), dtype=torch.float64)), "target/spread has shape"),
+    (lambda t: t.__setitem__("encoder/offset", t["encoder/offset"][:1]), "encoder/offset has shape"),
+    (lambda t: t.__setitem__("network/0.weight", t["network/0.weight"].to(torch.int32)), "are not float32"),
+])
+def test_tensors_are_validated_even_with_recomputed_checksums(model_files, tmp_path, canary, edit, match):
+    # The tensors replaced and both checksums recomputed: shapes and dtypes must still be checked,
+    # or numpy would broadcast a scaler and load_state_dict would cast integers without a word.
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from taskneurons.persistence import _tensors_digest
+
+    source = tmp_path / "source.tn"
+    source.write_bytes(model_files["regressor"])
+    with safe_open(str(source), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = json.loads(f.metadata()["taskneurons"])
+    edit(tensors)
+    meta["tensors_sha256"] = _tensors_digest(tensors)
+    meta["metadata_sha256"] = _metadata_digest(meta)
+    path = tmp_path / "edited.tn"
+    save_file(tensors, str(path), metadata={"taskneurons": json.dumps(meta)})
+    _refused(path, canary, match)
+
+
 def test_truncated_files_are_refused(model_files, tmp_path, canary):
     raw = model_files["classifier"]
     n = int.from_bytes(raw[:8], "little")

@@ -168,7 +168,10 @@ class _Builder:
     def number(value: float | int, token: str | None = None, position: int | None = None) -> _Node:
         if isinstance(value, int) and abs(value) <= 1e300:
             return _Node(sp.Integer(value), 1, 0)
-        if isinstance(value, int) or not math.isfinite(value):
+        if isinstance(value, int):
+            raise FormulaError(f"the integer constant of {len(str(abs(value)))} digits is larger than the "
+                               "limit of 1e300 on constants; use a smaller constant", token=token, position=position)
+        if not math.isfinite(value):
             raise FormulaError(f"the number {token or value!r} is not finite as a float; use a "
                                "smaller constant", token=token, position=position)
         return _Node(sp.Float(value), 1, 0)

@@ -55,7 +55,8 @@ def _tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        # reshape(-1): a 0-d tensor cannot be viewed as bytes directly
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 
@@ -126,6 +127,12 @@ def save_estimator(estimator, path: str | os.PathLike) -> None:
     if name not in _estimator_classes():
         raise ModelFileError(f"save() supports TaskNeuronRegressor and TaskNeuronClassifier, not {name}")
     check_is_fitted(estimator, "network_")
+    if not isinstance(estimator.activation, str):
+        # A module or class cannot be stored as data; loading would silently rebuild ReLU.
+        from .nn.mlp import ACTIVATIONS
+
+        raise ModelFileError(f"activation={estimator.activation!r} cannot be saved in a model file: give the "
+                             f"activation by name ({', '.join(ACTIVATIONS)}) to save the model, or pickle it")
     tensors: dict[str, torch.Tensor] = {
         f"network/{k}": v.detach().cpu().contiguous() for k, v in estimator.network_.state_dict().items()
     }
@@ -310,6 +317,7 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
         raise ModelFileError(f"unknown dtype {fitted.get('dtype')!r} in the model file")
     state = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("network/")}
     _check_widths(state, [*estimator.hidden_layer_sizes_, n_out])
+    _check_arrays(estimator, state, dtype, n_in)
     chosen = estimator.linear_inputs_
     if any(not 0 <= j < n_in for j in chosen) or len(set(chosen)) != len(chosen) or len(chosen) >= n_in:
         raise ModelFileError(f"linear_inputs in the model file must be distinct indices of the {n_in} inputs, "
@@ -327,6 +335,33 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
     estimator.history_ = pd.DataFrame(fitted.get("history") or [])
     estimator.vsr_ = None
     return estimator
+
+
+def _check_arrays(estimator, state: dict[str, torch.Tensor], dtype: torch.dtype, n_in: int) -> None:
+    """Refuse preprocessing arrays of the wrong length and network tensors of another dtype.
+
+    ``load_state_dict`` would cast integer tensors silently, and numpy would broadcast a scaler
+    of the wrong length: both would load and predict something else than what was saved.
+    """
+    wrong = [k for k, v in state.items() if v.dtype != dtype]
+    if wrong:
+        raise ModelFileError(f"the network tensors {wrong[:3]} are not {str(dtype).replace('torch.', '')} as the "
+                             "model file declares; the file is inconsistent")
+    encoder = estimator.encoder_
+    n_encoded = len(encoder.feature_names_out_)
+    checks = {"encoder/scale": (encoder.scale_, n_encoded), "encoder/offset": (encoder.offset_, n_in)}
+    quantiles = encoder.quantiles_
+    if quantiles is not None and (quantiles.ndim != 2 or quantiles.shape[0] < 2 or quantiles.shape[1] != n_in):
+        raise ModelFileError(f"encoder/quantiles has shape {quantiles.shape}, not (n_quantiles >= 2, {n_in}); "
+                             "the file is inconsistent")
+    if hasattr(estimator, "target_scaler_"):
+        n_out = estimator.n_outputs_
+        checks["target/center"] = (estimator.target_scaler_.center_, n_out)
+        checks["target/spread"] = (estimator.target_scaler_.spread_, n_out)
+    for name, (array, length) in checks.items():
+        if np.ndim(array) != 1 or len(array) != length:
+            raise ModelFileError(f"{name} has shape {np.shape(array)} but the model has {length} such columns; "
+                                 "the file is inconsistent")
 
 
 def _check_widths(state: dict[str, torch.Tensor], widths: list[int]) -> None:

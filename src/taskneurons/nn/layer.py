@@ -129,8 +129,9 @@ class TaskLinear(nn.Module):
         self._build_plan()
         # "orthonormal": the layer learns coefficients of an orthonormal basis of the same span
         # (see _orthonormal_basis); the weights are mapped back to the terms in forward.
-        mixing, means = _orthonormal_basis(self.terms) if basis == "orthonormal" and not self._identity \
-            else (None, None)
+        # Without a bias the basis must not be centred: the map back would need a constant term.
+        mixing, means = _orthonormal_basis(self.terms, centred=bias) \
+            if basis == "orthonormal" and not self._identity else (None, None)
         buffer_dtype = dtype or torch.get_default_dtype()
         self.register_buffer("basis_mixing", None if mixing is None else mixing.to(device, buffer_dtype),
                              persistent=False)
@@ -205,13 +206,13 @@ class TaskLinear(nn.Module):
         """
         if self.basis_mixing is None:
             return self.weight, self.bias
+        # Without a bias the basis is not centred (mu = 0, see _orthonormal_basis): no shift.
         if self.basis_kron is not None:
-            shift = self.weight @ self.basis_shift
-            return self.weight @ self.basis_kron, (-shift if self.bias is None else self.bias - shift)
+            weight = self.weight @ self.basis_kron
+            return weight, None if self.bias is None else self.bias - self.weight @ self.basis_shift
         blocks = self.weight.view(self.out_features, self.n_terms, self.in_features)
         weight = torch.einsum("okn,kj->ojn", blocks, self.basis_mixing)
-        shift = torch.einsum("ojn,j->o", weight, self.basis_means)
-        bias = -shift if self.bias is None else self.bias - shift
+        bias = None if self.bias is None else self.bias - torch.einsum("ojn,j->o", weight, self.basis_means)
         return weight.reshape(self.out_features, -1), bias
 
     def expand(self, input: Tensor) -> Tensor:
@@ -299,24 +300,31 @@ def _check_width(name: str, value: Any) -> int:
 _KRON_MAX_WIDTH = 512
 
 
-def _orthonormal_basis(terms: tuple[Term, ...]) -> tuple[Tensor, Tensor] | tuple[None, None]:
+def _orthonormal_basis(terms: tuple[Term, ...], centred: bool = True) -> tuple[Tensor, Tensor] | tuple[None, None]:
     """``(A, mu)`` with ``psi = A (phi - mu)`` orthonormal under x ~ U(-1, 1) (float64, CPU).
 
     ``mu_j = E[phi_j]`` and ``A = L^{-1}`` for the Cholesky factor ``L`` of the covariance of
     the terms (initial inner constants), by 64-node Gauss-Legendre quadrature -- exact for
-    polynomials up to degree 127. Returns ``(None, None)`` when a term is not finite on [-1, 1]
-    (log(x), sqrt(x)) or the terms are linearly dependent there; the layer then keeps the terms.
+    polynomials up to degree 127. ``centred=False`` (for layers without a bias): ``mu = 0`` and
+    ``L`` factors the second moments ``E[phi phi^T]``, so the basis spans exactly the terms' span.
+    Returns ``(None, None)`` when a term is not finite on [-1, 1] (log(x), sqrt(x), 1/x; the
+    end points and 0 are checked besides the nodes) or the terms are linearly dependent there;
+    the layer then keeps the terms.
     """
     import numpy as np
 
     nodes, weights = np.polynomial.legendre.leggauss(64)
     weights = weights / 2.0  # the uniform density on [-1, 1]
-    values = np.stack([np.asarray(t.evaluate(nodes), dtype=float) * np.ones_like(nodes) for t in terms])
-    if not np.isfinite(values).all():
+    probes = np.concatenate([nodes, [-1.0, 0.0, 1.0]])
+    values = np.stack([np.asarray(t.evaluate(probes), dtype=float) * np.ones_like(probes) for t in terms])
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(values).all()
+    if not finite:
         return None, None
-    means = values @ weights
-    centred = values - means[:, None]
-    covariance = (centred * weights) @ centred.T
+    values = values[:, :len(nodes)]
+    means = values @ weights if centred else np.zeros(len(terms))
+    centred_values = values - means[:, None]
+    covariance = (centred_values * weights) @ centred_values.T
     try:
         lower = np.linalg.cholesky(covariance)
     except np.linalg.LinAlgError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from torch import Tensor, nn
 
 from ..errors import DataError
 from ..formula import Formula
+from .init import _draw
 from .layer import TaskLinear, _check_width
 
 __all__ = ["MixedTaskLinear", "check_linear_inputs"]
@@ -19,9 +21,13 @@ __all__ = ["MixedTaskLinear", "check_linear_inputs"]
 def check_linear_inputs(linear_inputs: Sequence[int], in_features: int) -> tuple[int, ...]:
     """Sorted, distinct input indices in ``[0, in_features)`` that leave at least one input for the formula."""
     try:
-        indices = sorted({int(i) for i in linear_inputs})
-    except (TypeError, ValueError):
-        raise ValueError(f"linear_inputs must be a sequence of input indices, got {linear_inputs!r}") from None
+        items = list(linear_inputs)
+        if any(isinstance(i, bool) for i in items):
+            raise TypeError
+        # operator.index takes ints and the items of integer arrays, but refuses 1.9 and "1"
+        indices = sorted({operator.index(i) for i in items})
+    except TypeError:
+        raise ValueError(f"linear_inputs must be a sequence of integer input indices, got {linear_inputs!r}") from None
     if indices and (indices[0] < 0 or indices[-1] >= in_features):
         raise ValueError(f"linear_inputs must index the {in_features} inputs (0..{in_features - 1}), got {indices}")
     if len(indices) == in_features:
@@ -86,7 +92,7 @@ class MixedTaskLinear(nn.Module):
         self.task.reset_parameters(generator)
         bound = 1.0 / math.sqrt(self.in_features)
         with torch.no_grad():
-            self.linear.weight.uniform_(-bound, bound, generator=generator)
+            _draw(self.linear.weight, generator, lambda t: t.uniform_(-bound, bound, generator=generator))
 
     def forward(self, input: Tensor) -> Tensor:
         """Apply the layer: ``(*, in_features) -> (*, out_features)``."""

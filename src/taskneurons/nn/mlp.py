@@ -294,7 +294,7 @@ class TaskMLP(nn.Sequential):
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; use None or 'layer'")
         make_activation(activation)  # validate before building anything
-        linear_inputs = check_linear_inputs(linear_inputs or (), in_features)
+        linear_inputs = check_linear_inputs(() if linear_inputs is None else linear_inputs, in_features)
         if formulas[0].terms == Formula("x").terms:
             linear_inputs = ()  # every input already takes only the linear term
         factory = {"device": device, "dtype": dtype}

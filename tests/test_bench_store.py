@@ -60,6 +60,16 @@ def test_complete_but_garbled_last_line_is_dropped(tmp_path):
     assert len(ResultStore.read(path)) == 2
 
 
+def test_lines_that_are_not_result_objects_are_skipped_as_damaged(tmp_path):
+    path = tmp_path / "results.jsonl"
+    good = json.dumps(_record(0)) + "\n"
+    path.write_text("[1, 2]\n" + good + "{}\n" + '"text"\n' + json.dumps(_record(1)) + "\n")
+    assert len(ResultStore.read(path)) == 2
+    with pytest.warns(UserWarning, match="skipping a damaged line"):
+        with ResultStore(path) as store:
+            assert len(store) == 2
+
+
 def test_duplicate_lines_read_once(tmp_path):
     path = tmp_path / "results.jsonl"
     path.write_text(json.dumps(_record(0, metric=1)) + "\n" + json.dumps(_record(0, metric=2)) + "\n")
@@ -116,6 +126,14 @@ def test_ray_executor_matches_local():
     run_cells(list(range(8)), math.factorial, on_result=local.append)
     run_cells(list(range(8)), math.factorial, on_result=remote.append, executor="ray", n_jobs=2)
     assert sorted(local) == sorted(remote) == sorted(math.factorial(i) for i in range(8))
+
+
+def test_a_worker_that_dies_is_reported_with_what_to_do():
+    from taskneurons.errors import WorkerError
+
+    # os._exit ends the worker process at once, as the out-of-memory killer would.
+    with pytest.raises(WorkerError, match="worker process died.*run the same command again to resume"):
+        run_cells([3, 3], os._exit, on_result=print, n_jobs=2)
 
 
 def test_bad_executor_arguments():

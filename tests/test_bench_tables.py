@@ -189,6 +189,52 @@ def test_failing_cells_are_recorded_and_retried_on_request(data_dir, tmp_path):
                          report=False, retry_errors=True)
     assert (retried.n_computed, retried.n_errors) == (3, 3)
     assert len(_by_key(_lines(out / "results.jsonl"))) == 4
+    # The user fixes the file. The finished HGB cell of the old data is still protected (only it
+    # is named); the failed cells hold nothing to protect and are recomputed on the new data.
+    frame.loc[3, "b"] = 0.0
+    frame.to_csv(folder / "holes.csv", index=False)
+    with pytest.raises(DataError, match="^1 finished cell"):
+        run_table6(data_dir=folder, structures=STRUCTURE, seeds=1, protocol=TINY, out=out, boosting=["HGB"],
+                   report=False)
+    fixed = run_table6(data_dir=folder, structures=STRUCTURE, seeds=1, protocol=TINY, out=out, boosting=[],
+                       report=False)
+    assert (fixed.n_computed, fixed.n_errors) == (3, 0)
+    assert {r["model"]: r["status"] for r in _lines(out / "results.jsonl")} == dict.fromkeys(
+        ("HGB", "VSR", "LN", "TN"), "ok")
+
+
+def test_a_sidecar_that_changes_the_task_changes_the_data_fingerprint(data_dir, tmp_path):
+    from taskneurons.bench.runner import resolve_datasets
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "quad.csv").write_bytes((data_dir / "quad.csv").read_bytes())
+    (before,) = resolve_datasets(folder, ["quad"])
+    (folder / "quad.json").write_text('{"task": "classification"}')
+    (after,) = resolve_datasets(folder, ["quad"])
+    assert after.fingerprint != before.fingerprint  # old cells of the other task are not reused
+
+
+def test_tables_every_cell_would_fail_on_are_refused_before_any_work(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "header.csv").write_text("a,b,y\n")
+    pd.DataFrame({"a": [1.0, 2.0, 3.0], "y": [1.0, None, 2.0]}).to_csv(folder / "gap.csv", index=False)
+    for name, match in (("header", "no data rows"), ("gap", "1 missing value")):
+        with pytest.raises(DataError, match=match):
+            run_table6(data_dir=folder, datasets=[name], out=tmp_path / name, protocol=TINY)
+        assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [({"n_jobs": 0}, "n_jobs must be a positive integer"),
+                                               ({"seeds": [-1]}, "seeds must be"), ({"seeds": 0}, "seeds must be")])
+def test_bad_run_options_are_refused_before_the_results_file_exists(data_dir, tmp_path, kwargs, match):
+    with pytest.raises(DataError, match=match):
+        run_table6(data_dir=data_dir, out=tmp_path / "out", protocol=TINY, **kwargs)
+    with pytest.raises(DataError, match=match if "n_jobs" in kwargs else "seeds must be"):
+        run_table5(data_dir=data_dir, out=tmp_path / "out", protocol=TINY,
+                   **({"n_jobs": 0} if "n_jobs" in kwargs else {"seed": -1}))
+    assert not (tmp_path / "out").exists()
 
 
 # -- Table 5 -----------------------------------------------------------------------------------

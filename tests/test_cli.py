@@ -153,6 +153,10 @@ def test_every_bad_input_is_refused_cleanly(tmp_path, regression_csv, capfd):
     assert_clean_error(run_here("fit", regression_csv, "--formula", "x +"), "ends too early")
     assert_clean_error(run_here("fit", regression_csv, "--test-size", "1.5"), "--test-size")
     assert_clean_error(run_here("discover", regression_csv, "--bases", "poly,magic"))
+    for command in (("discover", regression_csv), ("fit", regression_csv)):
+        assert_clean_error(run_here(*command, "--out", tmp_path / "nowhere" / "x.json"), "does not exist")
+    assert_clean_error(run_here("bench", "table6", "--report-only", "--out", tmp_path / "nowhere" / "run"),
+                       f"--out {tmp_path / 'nowhere' / 'run'}` first")
     usage = run_here("fit", regression_csv, "--bogus")
     assert_clean_error(usage, "--bogus")
     assert usage.returncode == 2
@@ -182,3 +186,17 @@ def test_demo_writes_a_report_with_images(tmp_path):
         assert f"]({png.name})" in report
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert [s["task"] for s in summary] == ["synthetic", "diabetes", "breast_cancer"]
+
+
+def test_ctrl_c_exits_130_with_a_message(monkeypatch, capfd, tmp_path):
+    # click returns (not raises) its Abort code when not standalone: main must pass 130 on, or
+    # `taskneurons bench ... && next_step` would carry on after a Ctrl-C.
+    import taskneurons.bench
+    from taskneurons.cli import main
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(taskneurons.bench, "run_table6", interrupted)
+    assert main(["bench", "table6", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 130
+    assert "taskneurons: interrupted" in capfd.readouterr().err

@@ -22,7 +22,7 @@ import numpy as np
 import typer
 
 from . import __version__
-from .errors import DataError, NumericalError, TaskNeuronsError
+from .errors import DataError, NumericalError, TaskNeuronsError, WorkerError
 
 app = typer.Typer(
     name="taskneurons",
@@ -108,9 +108,7 @@ def _read_frame(path: Path):
         raise DataError(f"{path} is not a file; pass a .csv, .csv.gz or .parquet table")
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty; it needs a header row and at least one data row")
-    frame = read_table(path)
-    if len(frame) == 0:
-        raise DataError(f"{path} has a header but no data rows")
+    frame = read_table(path)  # refuses a header without data rows
     return frame
 
 
@@ -140,6 +138,12 @@ def _resolve_task(task: Task, y) -> str:
             raise DataError(f"the target {y.name!r} is not numeric ({y.dtype}); use --task classification "
                             "for labels")
     return task.value
+
+
+def _check_out_folder(out: Path | None) -> None:
+    """Refuse an --out file whose folder is missing before the work, not after it."""
+    if out is not None and not out.parent.is_dir():
+        raise DataError(f"the folder {out.parent} of --out {out} does not exist; create it first")
 
 
 def _encode(X):
@@ -199,6 +203,7 @@ def discover(
     quiet: QuietOpt = False,
 ) -> None:
     """Discover the neuron formula shared by all input variables (vectorized symbolic regression)."""
+    _check_out_folder(out)
     X, y = read_data(data, target, dropna)
     resolved = _resolve_task(task, y)
     values, names = _encode(X)
@@ -266,6 +271,7 @@ def fit(
     """Train a network of task-based neurons and report held-out metrics."""
     if not 0 < test_size < 1:
         raise DataError(f"--test-size must lie strictly between 0 and 1, got {test_size}")
+    _check_out_folder(out)
     sizes = _parse_hidden(hidden)
     X, y = read_data(data, target, dropna)
     resolved = _resolve_task(task, y)
@@ -342,6 +348,7 @@ def predict(
     """Predict with a saved model; the table must hold the model's feature columns (others are ignored)."""
     import pandas as pd
 
+    _check_out_folder(out)
     from .persistence import load
 
     model = load(model_path)
@@ -523,7 +530,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (used by the console script)."""
     argv = _expand_bench_lists(list(sys.argv[1:] if argv is None else argv))
     try:
-        app(args=argv, prog_name="taskneurons", standalone_mode=False)
+        # In this mode click turns Ctrl-C into a *returned* 130 (its Abort), not an exception.
+        code = app(args=argv, prog_name="taskneurons", standalone_mode=False)
+        if code == EXIT_INTERRUPTED:
+            typer.echo("taskneurons: interrupted", err=True)
+        return code if isinstance(code, int) else 0
     except typer.Exit as exc:
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
@@ -535,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         typer.echo(f"taskneurons: error: {_one_line(exc.format_message())} (see --help)", err=True)
         return getattr(exc, "exit_code", EXIT_BAD_INPUT)
-    except NumericalError as exc:
+    except (NumericalError, WorkerError) as exc:
         typer.echo(f"taskneurons: error: {_one_line(str(exc))}", err=True)
         return EXIT_FAILED
     except (TaskNeuronsError, ValueError) as exc:
@@ -545,7 +556,6 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         typer.echo(f"taskneurons: error: {exc.strerror or exc}{where}", err=True)
         return EXIT_BAD_INPUT
-    return 0
 
 
 def console_main() -> None:  # pragma: no cover - exercised through the installed script

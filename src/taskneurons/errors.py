@@ -6,7 +6,7 @@ wrong and what to do, so ``except ValueError`` keeps working for callers that do
 
 from __future__ import annotations
 
-__all__ = ["TaskNeuronsError", "FormulaError", "DataError", "ModelFileError", "NumericalError"]
+__all__ = ["TaskNeuronsError", "FormulaError", "DataError", "ModelFileError", "NumericalError", "WorkerError"]
 
 
 class TaskNeuronsError(ValueError):
@@ -42,3 +42,7 @@ class ModelFileError(TaskNeuronsError):
 
 class NumericalError(TaskNeuronsError, ArithmeticError):
     """A computation that would produce inf/NaN and cannot be recovered automatically."""
+
+
+class WorkerError(TaskNeuronsError, RuntimeError):
+    """A worker process of a parallel run died (killed, out of memory); finished work is kept."""

@@ -104,7 +104,7 @@ class _Data:
         return self._encoded
 
 
-_CACHE: OrderedDict[tuple[str, str | None], _Data] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, str | None, str], _Data] = OrderedDict()
 
 
 def clear_cache() -> None:
@@ -112,8 +112,10 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def _dataset(name: str, data_dir: str | None, task: str) -> _Data:
-    key = (name, data_dir)
+def _dataset(name: str, data_dir: str | None, task: str, data_sha: str = "") -> _Data:
+    # The fingerprint is part of the key: a file edited between two runs of one process (a
+    # notebook) must be read again, not served from the cache.
+    key = (name, data_dir, data_sha)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
@@ -285,7 +287,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         # executor or on how many cells share the machine.
         with single_threaded(), threadpool_limits(limits=1), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            data = _dataset(cell.dataset, cell.data_dir, cell.task)
+            data = _dataset(cell.dataset, cell.data_dir, cell.task, cell.data_sha)
             train, test = split_indices(len(data.y), data.codes, cell.seed, cell.test_size)
             record.update(n_train=int(len(train)), n_test=int(len(test)), n_features=int(data.X.shape[1]))
             record.update(_runner(cell.model)(cell, data, train, test))

@@ -14,10 +14,11 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from .._progress import progress_bar
-from ..errors import TaskNeuronsError
+from ..errors import TaskNeuronsError, WorkerError
 
 __all__ = ["run_cells", "single_threaded", "EXECUTORS"]
 
@@ -115,6 +116,11 @@ def _run_pool(payloads, function, handle, n_jobs) -> None:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 queue.extendleft(reversed(handle(future.result())))
+    except BrokenProcessPool:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise WorkerError("a worker process died (killed, or out of memory?); the cells finished so far are "
+                          "saved: run the same command again to resume, with fewer --n-jobs if memory is "
+                          "short") from None
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise

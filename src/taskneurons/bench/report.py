@@ -56,7 +56,7 @@ _BOOSTING = ("HGB", "XGBoost", "LightGBM")
 def load_results(source: str | os.PathLike) -> pd.DataFrame:
     """All records of ``source`` (an output folder or a ``.jsonl`` file) as a DataFrame, one row a cell."""
     path = Path(source)
-    if path.is_dir():
+    if path.is_dir() or path.suffix != ".jsonl":  # an output folder, existing or not
         path = path / "results.jsonl"
     records = ResultStore.read(path)
     if not records:

@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import DataError
 from .cells import Cell, run_cell
 from .executors import EXECUTORS, run_cells
-from .store import ResultStore, cell_key
+from .store import ResultStore, _parse_line
 
 __all__ = ["DatasetSpec", "resolve_datasets", "open_results", "execute", "executor_session", "RESULTS_FILE"]
 
@@ -39,13 +39,28 @@ class DatasetSpec:
 
 
 def _fingerprint(path: Path | None) -> str:
+    """Digest of a data file and of its ``<stem>.json`` sidecar, if any (it can change the task)."""
+    from ..datasets.loader import _sidecar
+
     if path is None:
         return ""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    sidecar = _sidecar(path)
+    if sidecar:  # files without one keep the digest they always had
+        digest.update(json.dumps(sidecar, sort_keys=True).encode())
     return digest.hexdigest()[:16]
+
+
+def check_run_options(n_jobs: int, seeds: Sequence[int]) -> None:
+    """Refuse worker counts and seeds that would fail only after the results file exists."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise DataError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    bad = [s for s in seeds if not 0 <= s < 2**32]
+    if not seeds or bad:
+        raise DataError(f"seeds must be a positive count or seeds in [0, 2**32), got {list(seeds)!r}")
 
 
 def resolve_datasets(data_dir: str | os.PathLike | None, names: Sequence[str] | None) -> list[DatasetSpec]:
@@ -70,6 +85,7 @@ def resolve_datasets(data_dir: str | os.PathLike | None, names: Sequence[str] | 
         if registered is not None and find_file(name, folder) is None:
             load(name, folder)  # download into the cache, or raise the loader's explanation
         info = get_info(name, folder)
+        load(name, folder)  # refuse now, with the loader's reason, a table every cell would fail on
         key = registered or info.name
         if key not in specs:
             path = find_file(name, folder) or find_file(key, cache_dir() / "datasets")
@@ -82,12 +98,9 @@ def _drop_keys(path: Path, keys: set[tuple]) -> None:
     """Rewrite ``path`` without the records of ``keys`` (atomically: write, then rename)."""
     kept = []
     for raw in path.read_bytes().splitlines(keepends=True):
-        try:
-            if cell_key(json.loads(raw)) in keys:
-                continue
-        except (ValueError, DataError):
-            pass  # damaged lines are the store's business
-        kept.append(raw)
+        parsed = _parse_line(raw)  # damaged lines (None) are the store's business: keep them
+        if parsed is None or parsed[0] not in keys:
+            kept.append(raw)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as handle:
         handle.writelines(kept)
@@ -109,8 +122,13 @@ def open_results(out: str | os.PathLike, expected: dict[tuple, str], *, retry_er
     """
     store = ResultStore(Path(out) / RESULTS_FILE).open()
     try:
-        stale = [(key, store.get(key).get("settings_hash")) for key in expected
-                 if key in store and store.get(key).get("settings_hash") != expected[key]]
+        done = [key for key in expected if key in store]
+        errors = {key for key in done if store.get(key).get("status") != "ok"}
+        # Failed cells hold no result to protect: those of other settings or data (e.g. a fixed
+        # data file) are always recomputed, the others under retry_errors.
+        drop = {key for key in errors if retry_errors or store.get(key).get("settings_hash") != expected[key]}
+        stale = [(key, store.get(key).get("settings_hash")) for key in done
+                 if key not in errors and store.get(key).get("settings_hash") != expected[key]]
         if stale:
             key, old = stale[0]
             raise DataError(
@@ -118,10 +136,9 @@ def open_results(out: str | os.PathLike, expected: dict[tuple, str], *, retry_er
                 f"than this run's (e.g. {dict(zip(('dataset', 'model', 'structure', 'seed', 'protocol'), key, strict=True))}: "
                 f"settings {old} there, {expected[key]} now). Use another --out folder (or another protocol "
                 f"name), or delete those lines to recompute them")
-        errors = {key for key in expected if key in store and store.get(key).get("status") != "ok"}
-        if retry_errors and errors:
+        if drop:
             store.close()
-            _drop_keys(store.path, errors)
+            _drop_keys(store.path, drop)
             store.open()
         yield store
     finally:

@@ -30,11 +30,22 @@ CellKey = tuple
 
 def cell_key(record: Mapping[str, Any]) -> CellKey:
     """The identity of a grid cell: its values for :data:`KEY_FIELDS`."""
+    if not isinstance(record, Mapping):
+        raise DataError(f"a result record must be a JSON object, got {type(record).__name__}")
     try:
         return tuple(record[name] for name in KEY_FIELDS)
     except KeyError as exc:
         raise DataError(f"a result record lacks the key field {exc.args[0]!r}; records need "
                         f"{', '.join(KEY_FIELDS)}") from None
+
+
+def _parse_line(raw: bytes) -> tuple[CellKey, dict[str, Any]] | None:
+    """``(key, record)`` of one stored line, or None when it is not a complete result record."""
+    try:
+        record = json.loads(raw)
+        return cell_key(record), record
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError and DataError are ValueErrors
+        return None
 
 
 def _json_safe(value: Any) -> Any:
@@ -110,14 +121,11 @@ class ResultStore:
         for raw in data.splitlines(keepends=True):
             line_end = offset + len(raw)
             complete = raw.endswith(b"\n")
-            try:
-                record = json.loads(raw) if raw.strip() else None
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                record = None
-                if complete and line_end != len(data):
-                    warnings.warn(f"{self.path}: skipping a damaged line at byte {offset}", stacklevel=3)
-            if record is not None and complete:
-                self._records.setdefault(cell_key(record), record)
+            parsed = _parse_line(raw) if raw.strip() else None
+            if parsed is None and raw.strip() and complete and line_end != len(data):
+                warnings.warn(f"{self.path}: skipping a damaged line at byte {offset}", stacklevel=3)
+            if parsed is not None and complete:
+                self._records.setdefault(*parsed)
             if complete:
                 good_end = line_end
             offset = line_end
@@ -167,11 +175,7 @@ class ResultStore:
             return []
         records: dict[CellKey, dict[str, Any]] = {}
         for raw in path.read_bytes().splitlines(keepends=True):
-            if not raw.endswith(b"\n"):
-                continue
-            try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            records.setdefault(cell_key(record), record)
+            parsed = _parse_line(raw) if raw.endswith(b"\n") else None
+            if parsed is not None:
+                records.setdefault(*parsed)
         return list(records.values())

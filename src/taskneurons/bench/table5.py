@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .protocols import resolve_protocol
-from .runner import Progress, execute, executor_session, open_results, resolve_datasets
+from .runner import Progress, check_run_options, execute, executor_session, open_results, resolve_datasets
 from .table6 import BenchRun, finish_run, vsr_cell
 
 __all__ = ["run_table5"]
@@ -45,6 +45,7 @@ def run_table5(
     """
     start = time.perf_counter()
     settings = resolve_protocol(protocol)
+    check_run_options(n_jobs, [int(seed)])
     folder = None if data_dir is None else str(Path(data_dir).resolve())
     specs = resolve_datasets(folder, datasets)
     cells = [vsr_cell(spec, int(seed), settings, folder) for spec in specs]

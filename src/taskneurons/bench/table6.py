@@ -31,6 +31,7 @@ from .runner import (
     RESULTS_FILE,
     DatasetSpec,
     Progress,
+    check_run_options,
     execute,
     executor_session,
     open_results,
@@ -218,8 +219,7 @@ def run_table6(
     settings = resolve_protocol(protocol)
     shapes = resolve_structures(structures)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    if not seed_list or any(s < 0 for s in seed_list):
-        raise DataError(f"seeds must be a positive count or non-negative seeds, got {seeds!r}")
+    check_run_options(n_jobs, seed_list)
     folder = None if data_dir is None else str(Path(data_dir).resolve())
     specs = resolve_datasets(folder, datasets)
     models = available_boosting(boosting, settings)

@@ -147,6 +147,8 @@ def read_table(path: Path) -> pd.DataFrame:
             f"{path} has {frame.shape[1]} column(s); a dataset needs at least one feature column "
             f"and the target as the last column (is the separator a comma?)."
         )
+    if len(frame) == 0:
+        raise DataError(f"{path} has a header but no data rows")
     return frame
 
 

@@ -294,6 +294,21 @@ def test_win_tie_loss_definitions():
     assert math.isnan(summary.loc[0, "paper_ln_mean"])
 
 
+def test_rows_with_a_seed_one_model_lacks_describe_the_shared_seeds(tmp_path):
+    # TN's seed 4 failed: LN's good seed 4 must not make the shown LN mean disagree with Δ.
+    ln, tn = [0.10, 0.11, 0.12, 0.13, 0.01], [0.095, 0.105, 0.115, 0.125]
+    records = [_record("LN", s, v) for s, v in enumerate(ln)] + [_record("TN", s, v) for s, v in enumerate(tn)]
+    records.append({**_record("TN", 4, None), "status": "error", "error": "VSR cell failed"})
+    row = table6_summary(pd.DataFrame(records)).iloc[0]
+    assert (row["ln_n"], row["tn_n"], row["n_pairs"]) == (5, 4, 4)
+    assert row["ln_mean"] == pytest.approx(np.mean(ln[:4])) and row["tn_mean"] == pytest.approx(np.mean(tn))
+    assert row["diff"] == pytest.approx(row["ln_mean"] - row["tn_mean"])
+    assert row["rel_diff"] == pytest.approx(row["diff"] / row["ln_mean"]) and row["tn_ge"]
+    records = [{"hidden": [4], **r} for r in records]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert "left out of these rows: california S1 (LN 5, TN 4, both 4)" in build_report(tmp_path).read_text()
+
+
 def test_best_structure_against_the_paper():
     records = [_record(m, s, v, st, "accuracy", "phoneme")
                for s in range(4) for st, v in (("S1", 0.84), ("S2", 0.86 + 0.002 * s))

@@ -200,6 +200,15 @@ def test_nan_recovery_restores_state_and_lowers_learning_rate():
     assert torch.isfinite(predict_module(module, X)).all()
 
 
+def test_repeated_recoveries_keep_lowering_the_learning_rate():
+    X, y = regression_data(n=256)  # 4 batches per epoch: NaN on forwards 5..16 fails epoch 2 three times
+    res = fit_module(NaNOnce(mlp(), when=5, times=12), X, y, max_epochs=3, learning_rate=1e-2,
+                     max_recoveries=3, random_state=0)
+    assert [r["epoch"] for r in res.recoveries] == [2, 2, 2]
+    assert [r["learning_rate_after"] for r in res.recoveries] == pytest.approx([1e-3, 1e-4, 1e-5])
+    assert res.learning_rate == pytest.approx(1e-5)
+
+
 def test_restore_gives_back_model_and_optimizer_state_twice():
     module = mlp()
     opt = make_optimizer("adam", module.parameters(), learning_rate=1e-2)

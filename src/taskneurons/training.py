@@ -723,9 +723,13 @@ def fit_module(
                     if len(recoveries) >= max_recoveries or good is None:
                         raise NumericalError(_failure_message(bad, epoch + 1, len(recoveries),
                                                               learning_rate, lr_before))
+                    # _restore brings back the snapshot's learning rates too: lower the current
+                    # ones instead, so that repeated recoveries keep lowering them (and a rate a
+                    # callback set since the snapshot is not lost).
+                    rates = [group["lr"] for group in opt.param_groups]
                     _restore(good, module, opt)
-                    for group in opt.param_groups:
-                        group["lr"] *= recovery_factor
+                    for group, rate in zip(opt.param_groups, rates, strict=True):
+                        group["lr"] = rate * recovery_factor
                     recoveries.append({"epoch": epoch + 1, "reason": bad,
                                        "learning_rate_before": lr_before,
                                        "learning_rate_after": opt.param_groups[0]["lr"]})

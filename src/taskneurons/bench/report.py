@@ -116,7 +116,8 @@ def _outcome(better: np.ndarray, alpha: float) -> tuple[str, float]:
     if len(better) == 0:
         return "n/a", math.nan
     mean = float(np.mean(better))
-    if len(better) < 2 or float(np.std(better)) == 0.0:
+    # Identical differences (up to float rounding, where the t statistic is meaningless): the sign decides.
+    if len(better) < 2 or float(np.std(better)) <= 1e-10 * abs(mean):
         return ("win" if mean > 0 else "loss" if mean < 0 else "tie"), math.nan
     p_value = float(stats.ttest_rel(better, np.zeros_like(better)).pvalue)
     if p_value < alpha:
@@ -133,7 +134,8 @@ def table6_summary(frame: pd.DataFrame, paper6: pd.DataFrame | None = None, alph
     """One row per (protocol, dataset, structure) holding LN and/or TN results.
 
     Columns: protocol, dataset, task, metric, structure; ``ln_``/``tn_`` + mean, std (sample std
-    over seeds), n (seeds with status ok), params, hidden; n_pairs, diff (mean paired difference,
+    over the seeds both models finished, or over all finished seeds when the other model has
+    none), n (seeds with status ok), params, hidden; n_pairs, diff (mean paired difference,
     positive = TN better: LN - TN for MSE, TN - LN for accuracy), rel_diff (diff / |LN mean|),
     p_value (paired t-test), outcome ("win", "tie", "loss", "n/a"), tn_ge (TN mean better or equal),
     paper_ln_mean/std and paper_tn_mean/std (NaN when unknown), and ``<boosting>_mean``/``_std``.
@@ -158,6 +160,12 @@ def table6_summary(frame: pd.DataFrame, paper6: pd.DataFrame | None = None, alph
             row[f"{prefix}_params"] = _count_text(cells["n_parameters"])
             row[f"{prefix}_hidden"] = _widths_text(cells["hidden_used"])
         seeds = per_model["LN"].index.intersection(per_model["TN"].index)
+        if len(seeds) and len(seeds) < max(row["ln_n"], row["tn_n"]):
+            # A seed one model lacks (e.g. a failed cell): every number of the row describes the
+            # same seeds, so the shown means agree with Δ, the test and the strict count.
+            for model in _NETWORKS:
+                values = per_model[model].loc[seeds].to_numpy(float)
+                row[f"{model.lower()}_mean"], row[f"{model.lower()}_std"] = float(np.mean(values)), _std(values)
         sign = -1.0 if row["metric"] == "mse" else 1.0
         better = sign * (per_model["TN"].loc[seeds].to_numpy(float) - per_model["LN"].loc[seeds].to_numpy(float))
         row["n_pairs"] = len(seeds)
@@ -352,6 +360,12 @@ def _table6_section(summary: pd.DataFrame, best: pd.DataFrame, protocol: str, fi
             *(_mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in boosting),
         ])
     lines += _table(headers, rows) + [""]
+    unpaired = summary[(summary["n_pairs"] > 0)
+                       & (summary["n_pairs"] < summary[["ln_n", "tn_n"]].max(axis=1))]
+    if not unpaired.empty:
+        shown = "; ".join(f"{r['dataset']} {r['structure']} (LN {r['ln_n']}, TN {r['tn_n']}, both {r['n_pairs']})"
+                          for r in unpaired.to_dict("records"))
+        lines += [f"Seeds one model lacks (see Failed cells) are left out of these rows: {shown}.", ""]
     if not best.empty:
         decided = best[best["outcome"] != "n/a"]
         ok = int(decided["outcome"].isin(["beats", "matches"]).sum())

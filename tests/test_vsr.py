@@ -68,6 +68,37 @@ def test_generated_extended_task_terms_and_constants_are_recovered():
     assert sin_term.constants[0] == pytest.approx(2.3, rel=0.02)
 
 
+def test_exact_data_give_the_exact_formula_without_junk_terms():
+    # Noise-free data: the reported SSE must be the fit's real SSE (not the ridge objective, which
+    # rewarded splitting a weight over near-duplicate terms) and constants must not be rounded
+    # to 4 digits where that leaves a residual other terms would absorb.
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(300, 4))
+    model = VSR(scale=None, bases="trig", random_state=0).fit(X, np.sin(1.2345 * X).sum(axis=1))
+    (term,) = model.formula_.terms
+    assert term.constants[0] == pytest.approx(1.2345, rel=1e-6)
+    X = rng.uniform(0.5, 5, size=(300, 3))
+    model = VSR(scale=None, bases="all", max_degree=3, random_state=0).fit(X, 2 * np.log(X + 0.3).sum(1) + X.sum(1))
+    log_term, linear = sorted(model.formula_.terms, key=str)
+    assert str(linear) == "x" and str(log_term).startswith("log(") and log_term.constants[0] == pytest.approx(0.3, rel=1e-5)
+    # Every front row's coefficients are the float64 least-squares fit of its own terms.
+    for text in model.pareto_["formula"]:
+        formula = Formula(str(text))
+        S = np.column_stack([np.ones(len(X))] + [np.asarray(t.evaluate(X), float).sum(axis=1) for t in formula.terms])
+        coef = np.linalg.lstsq(S, 2 * np.log(X + 0.3).sum(1) + X.sum(1), rcond=None)[0]
+        np.testing.assert_allclose(formula.coefficients, coef[1:], rtol=1e-7, atol=1e-9)
+
+
+def test_near_duplicate_columns_do_not_look_like_a_better_fit():
+    rng = np.random.default_rng(0)
+    s1 = rng.normal(size=200)
+    s2 = s1 + 1e-4 * rng.normal(size=200)
+    cache = GramCache(np.column_stack([s1, s2]), 3.0 * s1[:, None], np.arange(200), np.arange(0))
+    one, _ = cache.solve(np.array([[0]]))
+    two, _ = cache.solve(np.array([[0, 1]]))
+    assert one[0] <= two[0]
+
+
 def test_make_vsr_task_documents_its_truth():
     X, y, truth, info = make_vsr_task(500, 7, bases="poly", n_terms=2, random_state=4, return_info=True)
     assert X.shape == (500, 7) and y.shape == (500,)

@@ -444,10 +444,17 @@ class VSR(RegressorMixin, BaseEstimator):
         rows = []
         with np.errstate(over="ignore"):
             y_var = (cache.y_scale_ * y_unit) ** 2  # variance in target units (inf only for |y| ~ 1e308)
+        def final_columns(entry):
+            """The entry's aggregated features on all rows, float64 where terms have inner constants
+            (the search's float32 values would leave ~1e-7 errors in the reported coefficients)."""
+            cands = [bank[c] for c in entry.columns]
+            if any(c.n_params for c in cands):
+                return data.columns(cands, all_rows=True, fast=False)
+            return cache.S[:, [position[c] for c in entry.columns]]
+
         for i, entry in enumerate(front):
             cands = [bank[c] for c in entry.columns]
-            coef, intercept = _unscaled(*least_squares_coefficients(cache.S[:, [position[c] for c in entry.columns]], Y),
-                                        y_unit)
+            coef, intercept = _unscaled(*least_squares_coefficients(final_columns(entry), Y), y_unit)
             rows.append({
                 "complexity": entry.complexity,
                 "n_terms": len(cands),
@@ -458,10 +465,7 @@ class VSR(RegressorMixin, BaseEstimator):
                 "formula": _formulas(cands, coef, intercept)[0],
             })
         cands = [bank[c] for c in front[chosen].columns]
-        if any(c.n_params for c in cands):
-            S_chosen = data.columns(cands, all_rows=True, fast=False)  # float64 for the final fit
-        else:
-            S_chosen = cache.S[:, [position[c] for c in front[chosen].columns]]
+        S_chosen = final_columns(front[chosen])
         self.candidates_ = cands
         self.coef_, self.intercept_ = _unscaled(*least_squares_coefficients(S_chosen, Y), y_unit)
         if not np.isfinite(_outputs(S_chosen, self.coef_, self.intercept_)).all():

@@ -308,7 +308,10 @@ class GramCache:
         A = self.G[subsets[:, :, None], subsets[:, None, :]]
         Bs = self.B[subsets]
         beta = solve_batched(A, Bs)
-        explained = np.einsum("ckm,ckm->c", beta, Bs)
+        # The SSE of the returned beta, ||y||^2 - 2 beta.B + beta' A beta. (total - beta.B alone is
+        # the ridge objective SSE + lam ||beta||^2: it would favour splitting one weight over two
+        # near-duplicate columns, and add junk terms to exact fits.)
+        explained = 2.0 * np.einsum("ckm,ckm->c", beta, Bs) - np.einsum("ckm,ckl,clm->c", beta, A, beta)
         total = float(self.yy.sum())
         # Round-off can push a perfect fit's SSE below zero; a floor keeps log(SSE) finite.
         sse = np.maximum(total - explained, total * 1e-14 + 1e-300)

@@ -57,8 +57,10 @@ from .selection import FrontEntry
 __all__ = ["SearchConfig", "DataAccess", "TermSearch", "refine_constants"]
 
 #: Significant digits kept for refined inner constants: readable formulas, and far more
-#: precision than the data determine (the outer coefficients are re-solved afterwards).
+#: precision than noisy data determine (the outer coefficients are re-solved afterwards) ...
 CONSTANT_DIGITS = 4
+#: ... unless rounding visibly worsens the fit (exact data): then this many (~float32 search precision x 1000).
+FULL_CONSTANT_DIGITS = 10
 #: Values (rows x columns) of aggregated subsample columns kept for reuse by refinements (64 MiB).
 SUBSAMPLE_CACHE_VALUES = 8_000_000
 
@@ -887,7 +889,8 @@ def refine_constants(cands: Sequence[Candidate], U, Y: np.ndarray, fixed_cols: n
 
     Returns
     -------
-    The candidates with refined constants (``CONSTANT_DIGITS`` significant digits), in the
+    The candidates with refined constants (``CONSTANT_DIGITS`` significant digits, or
+    ``FULL_CONSTANT_DIGITS`` where rounding to fewer raises the SSE by over 0.1 %), in the
     order given, or None when there is nothing to refine or the solver fails.
     """
     moving = [i for i, c in enumerate(cands) if c.n_params > 0]
@@ -967,6 +970,12 @@ def refine_constants(cands: Sequence[Candidate], U, Y: np.ndarray, fixed_cols: n
     except (ValueError, np.linalg.LinAlgError):
         return None
     theta = np.clip([float(f"{v:.{CONSTANT_DIGITS}g}") for v in result.x], lower, upper)
+    # Readable constants only where rounding costs nothing the data can see: on (nearly) exact
+    # data, sin(1.2345*x) rounded to sin(1.234*x) would leave a residual that extra junk terms
+    # then absorb. Keep the solver's precision when rounding raises the SSE by more than 0.1 %.
+    full_sse = float(np.sum(result.fun ** 2))
+    if float(np.sum(fun(theta) ** 2)) > full_sse * (1 + 1e-3) + 1e-300:
+        theta = np.clip([float(f"{v:.{FULL_CONSTANT_DIGITS}g}") for v in result.x], lower, upper)
     out = list(cands)
     for i_move, i in enumerate(moving):
         out[i] = Candidate(cands[i].template, tuple(float(v) for v in theta[slices[i_move]]))

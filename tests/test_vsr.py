@@ -483,9 +483,13 @@ def test_bad_input_at_predict_and_bad_parameters():
         model.predict(X[:, :3])
     for params, match in [({"scale": "robust"}, "scale"), ({"bases": "fourier"}, "family"),
                           ({"max_degree": 0}, "max_degree"), ({"selection": "aic"}, "selection"),
-                          ({"task": "ranking"}, "task"), ({"device": "cuda:7", "backend": "numpy"}, "numpy")]:
+                          ({"task": "ranking"}, "task"), ({"device": "cuda:7", "backend": "numpy"}, "numpy"),
+                          ({"max_degree": True}, "max_degree"), ({"max_terms": True}, "max_terms"),
+                          ({"parsimony": float("nan")}, "parsimony")]:
         with pytest.raises(ValueError, match=match):
             VSR(**params).fit(X, y)
+    # numpy scalars are numbers too
+    assert VSR(parsimony=np.float32(1.0), time_budget=np.float64(30), max_degree=np.int64(3)).fit(X, y).formula_
 
 
 def test_predict_outside_a_terms_domain_raises_numerical_error():

@@ -20,6 +20,8 @@ in raw units when one common map scales every feature (``scale="shared"`` or Non
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -60,6 +62,17 @@ _POLISH_BUDGET = 5e5
 _N_POLISH = 3
 #: Largest one-hot target (rows x classes) classification builds (0.75 GiB of float64).
 _MAX_ONEHOT_VALUES = 100_000_000
+
+
+def _is_int(value) -> bool:
+    """int or numpy integer, not bool (True would silently mean 1)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value) -> bool:
+    """A finite real number (numpy floats included), not bool."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(value))
 
 
 class VSR(RegressorMixin, BaseEstimator):
@@ -198,9 +211,9 @@ class VSR(RegressorMixin, BaseEstimator):
     # -- parameter and data checks ------------------------------------------------------------
     def _check_params(self) -> tuple[tuple[str, ...], int, str]:
         families = parse_bases(self.bases)
-        if not isinstance(self.max_degree, (int, np.integer)) or not 1 <= self.max_degree <= 32:
+        if not _is_int(self.max_degree) or not 1 <= self.max_degree <= 32:
             raise ValueError(f"max_degree must be an integer in [1, 32], got {self.max_degree!r}")
-        if self.max_terms is not None and (not isinstance(self.max_terms, (int, np.integer)) or self.max_terms < 1):
+        if self.max_terms is not None and (not _is_int(self.max_terms) or self.max_terms < 1):
             raise ValueError(f"max_terms must be a positive integer or None, got {self.max_terms!r}")
         if self.scale not in SCALE_MODES:
             raise ValueError(f"scale must be 'minmax', 'shared' or None, got {self.scale!r}")
@@ -210,15 +223,15 @@ class VSR(RegressorMixin, BaseEstimator):
             raise ValueError(f"classification must be one of {_CLASSIFICATION_MODES}, got {self.classification!r}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
-        if not (isinstance(self.parsimony, (int, float)) and self.parsimony >= 0):
+        if not (_is_real(self.parsimony) and self.parsimony >= 0):
             raise ValueError(f"parsimony must be a number >= 0, got {self.parsimony!r}")
-        if not (isinstance(self.validation_fraction, (int, float)) and 0 <= self.validation_fraction < 0.9):
+        if not (_is_real(self.validation_fraction) and 0 <= self.validation_fraction < 0.9):
             raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}")
-        if not isinstance(self.beam_width, (int, np.integer)) or self.beam_width < 1:
+        if not _is_int(self.beam_width) or self.beam_width < 1:
             raise ValueError(f"beam_width must be a positive integer, got {self.beam_width!r}")
-        if self.time_budget is not None and not (isinstance(self.time_budget, (int, float)) and self.time_budget >= 0):
+        if self.time_budget is not None and not (_is_real(self.time_budget) and self.time_budget >= 0):
             raise ValueError(f"time_budget must be a number of seconds >= 0 or None, got {self.time_budget!r}")
-        if self.chunk_size is not None and (not isinstance(self.chunk_size, (int, np.integer)) or self.chunk_size < 1):
+        if self.chunk_size is not None and (not _is_int(self.chunk_size) or self.chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive integer or None, got {self.chunk_size!r}")
         if self.callback is not None and not callable(self.callback):
             raise ValueError("callback must be callable (info: dict) -> bool, or None")
@@ -281,8 +294,6 @@ class VSR(RegressorMixin, BaseEstimator):
             if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
                 raise DataError("y contains NaN or infinity; remove those rows first")
             if y_arr.dtype.kind == "O":
-                import pandas as pd
-
                 n_missing = int(pd.isna(y_arr).sum())
                 if n_missing:
                     raise DataError(f"y has {n_missing} missing label(s) (None/NaN); remove those rows first")

@@ -226,6 +226,11 @@ def test_tables_every_cell_would_fail_on_are_refused_before_any_work(tmp_path):
         assert not (tmp_path / name).exists()
 
 
+def test_an_address_without_the_ray_executor_is_refused(data_dir, tmp_path):
+    with pytest.raises(DataError, match="use it with --executor ray"):
+        run_table6(data_dir=data_dir, out=tmp_path / "out", protocol=TINY, address="ray://head:10001")
+
+
 @pytest.mark.parametrize(("kwargs", "match"), [({"n_jobs": 0}, "n_jobs must be a positive integer"),
                                                ({"seeds": [-1]}, "seeds must be"), ({"seeds": 0}, "seeds must be")])
 def test_bad_run_options_are_refused_before_the_results_file_exists(data_dir, tmp_path, kwargs, match):

@@ -152,6 +152,13 @@ def test_missing_and_unseen_categories_are_refused_with_the_reason():
         ordinal.predict(frame.head(2).assign(s=["p", "r"]))
 
 
+def test_text_columns_at_predict_after_a_numeric_fit_are_explained():
+    X = np.random.default_rng(0).uniform(size=(30, 2))
+    model = TaskNeuronRegressor(formula="x", **FAST).fit(X, X.sum(1))
+    with pytest.warns(UserWarning, match="feature names"), pytest.raises(ValueError, match="fitted on a numeric array"):
+        model.predict(pd.DataFrame({"a": [0.5], "b": ["text"]}))
+
+
 def test_save_refuses_an_activation_given_as_a_module(tmp_path):
     import torch
 

@@ -173,6 +173,9 @@ class TabularEncoder:
 
     def _encode(self, X) -> np.ndarray:
         if not _is_dataframe(X) or self.feature_names_in_ is None:
+            if _is_dataframe(X) and any(_is_categorical_column(X.iloc[:, i]) for i in range(X.shape[1])):
+                raise DataError("X has text or categorical columns, but the model was fitted on a numeric array "
+                                "without column names; refit it on a DataFrame to have such columns encoded")
             if self.categories_:
                 raise DataError(f"this encoder was fitted on a DataFrame with categorical columns "
                                 f"{sorted(self.categories_)}; pass a DataFrame with the same named columns "

@@ -185,7 +185,9 @@ class TrainingResult:
     stop_reason : str
         ``"max_epochs"``, ``"early_stopping"`` or ``"callback"``.
     best_epoch, best_valid_loss : int or None, float or None
-        The epoch with the lowest validation loss and that loss (None without validation data).
+        The last epoch whose validation loss beat the best before it by more than ``min_delta``
+        (with the default 0: the epoch with the lowest loss), and that loss (None without
+        validation data). Early stopping restores this epoch's weights.
     recoveries : list of dict
         One entry per recovery from a non-finite loss: ``epoch``, ``reason``,
         ``learning_rate_before``, ``learning_rate_after``.

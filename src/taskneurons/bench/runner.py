@@ -151,6 +151,8 @@ def executor_session(executor: str, n_jobs: int, address: str | None) -> Iterato
     if executor not in EXECUTORS:
         raise DataError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     if executor != "ray":
+        if address:
+            raise DataError(f"--address {address} is where a Ray cluster runs; use it with --executor ray")
         yield
         return
     try:

@@ -136,7 +136,8 @@ def test_category_column_is_encoded_by_name_even_when_it_arrives_as_numbers(cate
     y = frame["a"].to_numpy() + 3.0 * (codes == 30)
     model = TaskNeuronRegressor(formula="x", categorical=categorical, **FAST).fit(frame, y)
     np.testing.assert_array_equal(model.predict(frame.astype({"c": int})), model.predict(frame))
-    with pytest.raises(ValueError, match="categorical columns \\['c'\\]; pass a DataFrame"):
+    with pytest.warns(UserWarning, match="valid feature names"), \
+            pytest.raises(ValueError, match="categorical columns \\['c'\\]; pass a DataFrame"):
         model.predict(frame.to_numpy(dtype=float))
 
 

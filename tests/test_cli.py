@@ -200,3 +200,22 @@ def test_ctrl_c_exits_130_with_a_message(monkeypatch, capfd, tmp_path):
     monkeypatch.setattr(taskneurons.bench, "run_table6", interrupted)
     assert main(["bench", "table6", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 130
     assert "taskneurons: interrupted" in capfd.readouterr().err
+
+
+def test_demo_refuses_unknown_tasks_before_any_work(tmp_path):
+    from taskneurons.demo import run_demo
+
+    with pytest.raises(ValueError, match="unknown demo task"):
+        run_demo(tmp_path / "out", tasks=("iris",))  # was run on breast_cancer's data under this name
+    assert not (tmp_path / "out").exists()
+
+
+def test_plots_refuse_mismatched_series_and_label_the_curve_they_draw():
+    from taskneurons.plots import plot_comparison, plot_history
+
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="series 'LN' has 1 values for 3 labels"):
+        plot_comparison(ax, ["a", "b", "c"], {"LN": [0.5]})  # matplotlib would broadcast it
+    plot_history(ax, {"net": pd.DataFrame({"train_loss": [0.5, 0.3]})})  # no validation: train loss
+    assert ax.get_ylabel() == "train loss"
+    plt.close(fig)

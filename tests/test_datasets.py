@@ -343,7 +343,15 @@ def test_unknown_dataset_in_the_folder_loads_and_is_listed(tmp_path):
     # A sidecar JSON overrides the inferred task.
     (tmp_path / "grades.json").write_text(json.dumps({"task": "regression"}))
     assert ds.get_info("grades", tmp_path).task == "regression"
+    assert "task set in grades.json" in ds.get_info("grades", tmp_path).notes
     assert ds.load("grades", tmp_path)[1].dtype == np.float64
+
+
+def test_a_table_dropped_into_the_download_cache_loads(tmp_path):
+    # The cache (TASKNEURONS_CACHE, see _isolated) is searched for any name, as the module says.
+    _write_csv(tmp_path / "cache" / "datasets" / "mydata.csv", pd.DataFrame({"a": [1.0, 2.0, 3.0], "y": [0.5, 0.7, 0.1]}))
+    X, y = ds.load("mydata")
+    assert X.shape == (3, 1) and list(y) == [0.5, 0.7, 0.1]
 
 
 def test_unknown_name_without_a_file_names_where_to_put_it(tmp_path):
@@ -384,6 +392,19 @@ def test_parquet_copy_of_a_shared_file_matches_the_csv(tmp_path):
         X2, y2 = ds.load("vehicle", tmp_path)
     pd.testing.assert_frame_equal(X, X2)
     pd.testing.assert_series_equal(y, y2)
+
+
+@needs_paper_data
+def test_parquet_categories_get_the_known_order(tmp_path):
+    # A parquet file keeps pandas' unordered categories; the registry's scale must still apply,
+    # or ordinal encodings of diamonds' cut/color/clarity would change with the file format.
+    pytest.importorskip("pyarrow")
+    X, y = ds.load("diamonds", PAPER_DATA)
+    frame = X.assign(**{c: X[c].astype(str).astype("category") for c in ("cut", "color", "clarity")})
+    pd.concat([frame, y], axis=1).to_parquet(tmp_path / "diamonds.parquet")
+    X2, _ = ds.load("diamonds", tmp_path)
+    assert X2["cut"].cat.ordered and list(X2["cut"].cat.categories) == list(X["cut"].cat.categories)
+    np.testing.assert_array_equal(ds.encode_features(X2, "ordinal")[0], ds.encode_features(X, "ordinal")[0])
 
 
 # --------------------------------------------------------------------------- synthetic sets

@@ -61,8 +61,10 @@ def _load(name: str, seed: int):
     if name == "diabetes":
         X, y = load_diabetes(return_X_y=True)
         return X, y, "regression", None
-    X, y = load_breast_cancer(return_X_y=True)
-    return X, y, "classification", None
+    if name == "breast_cancer":
+        X, y = load_breast_cancer(return_X_y=True)
+        return X, y, "classification", None
+    raise ValueError(f"unknown demo task {name!r}; choose from {', '.join(DEMO_TASKS)}")
 
 
 def _run_task(name: str, seed: int, verbose: bool) -> DemoResult:
@@ -144,6 +146,9 @@ def _markdown(results: list[DemoResult], figures: list[str], seconds: float) -> 
 def run_demo(out: str | Path = "taskneurons-demo", *, seed: int = 0, console=None, verbose: bool = False,
              tasks: tuple[str, ...] = DEMO_TASKS) -> list[DemoResult]:
     """Run the demo and write its report into ``out``; returns the per-task results."""
+    unknown = [name for name in tasks if name not in DEMO_TASKS]
+    if unknown:  # refused before any work or any output folder
+        raise ValueError(f"unknown demo task(s) {unknown}; choose from {', '.join(DEMO_TASKS)}")
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

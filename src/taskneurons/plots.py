@@ -68,12 +68,15 @@ def plot_response(ax, formulas: Mapping[str, Formula], *, low: float = -1.0, hig
 def plot_history(ax, histories: Mapping[str, object], *, column: str = "valid_loss",
                  title: str = "training curves") -> None:
     """Per-epoch ``column`` (e.g. validation loss) for several fitted models' ``history_`` frames."""
+    shown = set()
     for label, history in histories.items():
-        values = history[column] if column in history and history[column].notna().any() else history["train_loss"]
+        used = column if column in history and history[column].notna().any() else "train_loss"
+        shown.add(used)  # a model trained without validation data falls back to its train loss
+        values = history[used]
         ax.plot(np.arange(1, len(values) + 1), values, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(column.replace("_", " "))
+    ax.set_ylabel(" / ".join(name.replace("_", " ") for name in sorted(shown)) or column.replace("_", " "))
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
 
@@ -87,6 +90,9 @@ def plot_comparison(ax, labels: Sequence[str], series: Mapping[str, Sequence[flo
     positions = np.arange(len(labels))
     for j, (name, values) in enumerate(series.items()):
         err = None if errors is None or name not in errors else np.asarray(errors[name], dtype=float)
+        for what, array in (("values", values), ("errors", err)):
+            if array is not None and len(array) != len(labels):  # matplotlib would broadcast one value
+                raise ValueError(f"series {name!r} has {len(array)} {what} for {len(labels)} labels")
         ax.bar(positions + (j - (n - 1) / 2) * width, np.asarray(values, dtype=float), width, yerr=err,
                label=name, capsize=2)
     ax.set_xticks(positions, labels, rotation=30, ha="right", fontsize=8)

@@ -208,7 +208,7 @@ def _infer_info(name: str, frame: pd.DataFrame, path: Path) -> DatasetInfo:
                 f"Unknown task {override!r} in the sidecar of {path}; use 'regression', "
                 f"'classification', 'binary' or 'multiclass'."
             )
-        reason = f"task set in {path.with_suffix('').name}.json"
+        reason = f"task set in {_stem_of(path)}.json"
     categorical = tuple(str(c) for c in frame.columns[:-1] if _is_label_dtype(frame[c]))
     return DatasetInfo(
         name=name, paper_name=None, task=task, n_samples=int(frame.shape[0]),
@@ -252,18 +252,19 @@ def get_info(name: str, data_dir: str | os.PathLike | None = None) -> DatasetInf
 
 
 def _as_categories(X: pd.DataFrame, info: DatasetInfo) -> pd.DataFrame:
-    """String/object/boolean feature columns -> pandas ``category`` (ordered when known)."""
+    """String/object feature columns -> pandas ``category``, ordered when the registry knows the
+    scale (also for columns a parquet file stores as unordered categories); booleans stay bool."""
     X = X.copy()
     for col in X.columns:
         series = X[col]
-        if isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(series.dtype):
-            continue
-        if pd.api.types.is_numeric_dtype(series.dtype):
+        categorical = isinstance(series.dtype, pd.CategoricalDtype)
+        if not categorical and (pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype)):
             continue
         order = info.category_orders.get(str(col))
-        if order is not None and set(series.dropna().unique()) <= set(order):
-            X[col] = pd.Categorical(series, categories=list(order), ordered=True)
-        else:
+        values = set(series.dropna().astype(str).unique())
+        if order is not None and values <= set(order):
+            X[col] = pd.Categorical(series.astype(str).where(series.notna()), categories=list(order), ordered=True)
+        elif not categorical:
             X[col] = series.astype("category")
     return X
 
@@ -415,8 +416,8 @@ def load(
     info = REGISTRY[key] if key is not None else None
 
     path = find_file(name, folder)
-    if path is None and info is not None:
-        path = find_file(info.name, _cache_datasets_dir())
+    if path is None:  # the download cache: fetched files, and any table dropped there by hand
+        path = find_file(info.name if info is not None else name, _cache_datasets_dir())
     if path is None:
         if info is None:
             try:

@@ -360,7 +360,8 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
         Which layers use the task-based neuron: only the first layer (where the formula was
         discovered: it acts on the scaled input variables), every hidden layer (the output
         layer stays linear), or all layers. "first" is the default because deeper layers see
-        unbounded ReLU outputs, where high powers train unstably (measured: see the README).
+        unbounded ReLU outputs, where high powers train unstably (seen while developing the
+        Table 6 protocol; that comparison is not part of the committed results).
     basis : {"orthonormal", "terms"}, default "orthonormal"
         How task-based layers parameterise the span of the formula's terms (see
         :class:`~taskneurons.nn.TaskLinear`): "orthonormal" decorrelates x, x**3, x**5 ... on

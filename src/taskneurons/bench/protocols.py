@@ -103,7 +103,8 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
             # (test rows clipped to that range: "auto" = 1). LN gets the same inputs. With
             # scale_X="quantile" LN gains much of what TN gains (a per-feature transform learned by
             # the TN layer, given to LN by the preprocessing): 57 % strict TN >= LN in a 2-seed
-            # sample of S1 and S4 against 82 % with min-max (see the README).
+            # sample of S1 and S4 against 82 % with min-max (a development measurement, not re-run
+            # for the committed results).
             "scale_X": "minmax",
             "scale_y": "standard",    # training target scaling (the metric is always min-max, see table6)
             "input_clip": "auto",

@@ -37,8 +37,11 @@ class TaskLinear(nn.Module):
     Initialisation (:meth:`reset_parameters`): ``nn.Linear``'s Kaiming-uniform draw on the
     ``(out, K*in)`` weight (bound ``1/sqrt(K*in)``), then block ``W_k`` divided by
     ``sqrt(E[phi_k(x)**2])`` for ``x ~ N(0, 1)`` (1 for x, sqrt(3) for x**2, sqrt(945) for
-    x**5). On standard-normal inputs the output variance at init then equals ``nn.Linear``'s for any
-    K and any terms (measured in the tests: within 20 %). On inputs in [-1, 1] polynomial layers
+    x**5). With ``basis="terms"``, on standard-normal inputs the output variance at init then
+    equals ``nn.Linear``'s for any K and any terms of finite second moment (measured in the tests:
+    within 20 %). ``basis="orthonormal"`` is normalised on U(-1, 1) instead, where its output
+    variance matches ``nn.Linear``'s for every K (on N(0, 1) its high powers start far larger).
+    On inputs in [-1, 1] ``basis="terms"`` polynomial layers
     start smaller than ``nn.Linear`` (0.31x for ``2*x**5 - 3*x**3 + 3*x**2 + x + 1``, 0.17x for
     all powers up to 7), which keeps deep stacks of high powers finite at init; other terms stay
     within a factor 2 (1.8x for ``x**3 + sin(1.7*x) + exp(x/11) + tanh(2*x) + x``). The bias is

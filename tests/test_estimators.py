@@ -204,6 +204,8 @@ def test_save_load_and_pickle_round_trips(tmp_path, estimator_class):
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     assert loaded.formula_ == model.formula_
     assert loaded.get_params() == model.get_params()
+    assert list(loaded.history_.index) == list(model.history_.index) == list(model.history_["epoch"])
+    pd.testing.assert_series_equal(loaded.history_["train_loss"], model.history_["train_loss"])
     again = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(again.predict(X), model.predict(X))
 

@@ -561,3 +561,25 @@ def test_mlp_compiles_fullgraph():
     x = torch.randn(3, 4, generator=gen())
     compiled = torch.compile(net, fullgraph=True, backend="eager")
     torch.testing.assert_close(compiled(x), net(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Review follow-ups
+# ---------------------------------------------------------------------------------------------
+
+def test_converting_an_orthonormal_layer_to_float64_recomputes_its_basis():
+    # Buffers converted as stored would keep float32-rounded bases (errors up to 3e-5 for x**11).
+    built32 = TaskLinear(8, 4, "x**11 + x**9 + x**7 + x**5 + x**3 + x", basis="orthonormal")
+    built64 = TaskLinear(8, 4, "x**11 + x**9 + x**7 + x**5 + x**3 + x", basis="orthonormal", dtype=torch.float64)
+    built64.load_state_dict(built32.state_dict())
+    x = torch.rand(5, 8, generator=gen(6), dtype=torch.float64) * 2 - 1
+    torch.testing.assert_close(built32.double()(x), built64(x), rtol=0, atol=0)
+
+
+def test_slices_of_a_task_mlp_are_plain_sequentials_and_width_one_norm_is_refused():
+    net = TaskMLP(4, [8], 2, "x**2 + x", generator=0)
+    hidden = net[:-1]  # nn.Sequential slices by calling type(self)(OrderedDict): TaskMLP cannot
+    assert type(hidden) is torch.nn.Sequential and hidden(torch.randn(3, 4)).shape == (3, 8)
+    assert isinstance(net[0], TaskLinear)
+    with pytest.raises(ValueError, match="norm='layer' needs hidden widths >= 2"):
+        TaskMLP(10, [5, 1], 1, "x**2 + x", norm="layer")  # LayerNorm over 1 feature outputs 0

@@ -523,3 +523,56 @@ def test_trains_on_cuda():
     assert predict_module(module, X).is_cuda
     res2 = fit_module(mlp(), X, y, max_epochs=5, early_stopping=True, device="cuda", random_state=0)
     assert res.history.column("train_loss") == res2.history.column("train_loss")
+
+
+# ----------------------------------------------------------------------------- review follow-ups
+def test_multilabel_bce_accuracy_is_per_label():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    Y = (rng.uniform(size=(40, 3)) > 0.5).astype(np.float32)
+    for n_valid in (3, 7):  # 3 rows = 3 labels: argmax against (n, m) labels broadcast silently before
+        res = fit_module(nn.Linear(3, 3), X, Y, loss="bce", validation_data=(X[:n_valid], Y[:n_valid]),
+                         max_epochs=1, random_state=0)
+        with torch.no_grad():
+            out = res.module(torch.from_numpy(X[:n_valid]))
+        expected = ((out > 0) == torch.from_numpy(Y[:n_valid] > 0.5)).float().mean().item()
+        assert res.history.column("valid_metric")[-1] == pytest.approx(expected)
+
+
+def test_training_options_that_cannot_work_are_refused_with_the_reason():
+    X, y = regression_data(n=40)
+    labels = np.arange(40) % 3
+    cases = [
+        (dict(optimizer_kwargs={"lr": 0.1}), y, 1, "set by the learning_rate= and weight_decay= arguments"),
+        (dict(loss="cross_entropy", metric="r2"), labels, 3, "use 'accuracy' or a callable"),
+        (dict(metric=lambda o, t: (o - t).abs().reshape(-1), early_stopping=True), y, 1, "one number"),
+        (dict(num_threads=True), y, 1, "num_threads"),
+        (dict(callbacks=[Callback]), y, 1, "not classes"),
+    ]
+    for kwargs, target, outputs, match in cases:
+        with pytest.raises(ValueError, match=match):
+            fit_module(mlp(d_out=outputs), X, target, max_epochs=1, **kwargs)
+
+
+def test_float64_custom_loss_single_callback_and_nullable_inputs():
+    X, y = regression_data(n=40)
+    res = fit_module(mlp(), X, y.reshape(-1, 1), max_epochs=2,
+                     loss=lambda o, t: ((o.double() - t.double()) ** 2).mean())
+    assert res.n_epochs == 2
+
+    class StopAtTwo(Callback):
+        def on_epoch_end(self, epoch, record, module):
+            return epoch >= 2
+
+    assert fit_module(mlp(), X, y, max_epochs=5, callbacks=StopAtTwo()).n_epochs == 2  # not in a list
+    frame = pd.DataFrame(X, columns=list("abcd")).astype({"a": "Float64"})
+    frame.loc[3, "a"] = pd.NA
+    with pytest.raises(DataError, match="NaN"):  # reported as missing, not as "non-numeric"
+        fit_module(mlp(), frame, y, max_epochs=1)
+
+
+def test_history_frame_is_indexed_by_epoch_without_ambiguity():
+    X, y = regression_data(n=40)
+    frame = fit_module(mlp(), X, y, max_epochs=3, early_stopping=True).history.to_frame()
+    assert list(frame.index) == [1, 2, 3] and frame.loc[2, "epoch"] == 2
+    assert len(frame.sort_values("epoch")) == 3 and "epoch" in frame.reset_index(drop=True)

@@ -485,11 +485,13 @@ def test_bad_input_at_predict_and_bad_parameters():
                           ({"max_degree": 0}, "max_degree"), ({"selection": "aic"}, "selection"),
                           ({"task": "ranking"}, "task"), ({"device": "cuda:7", "backend": "numpy"}, "numpy"),
                           ({"max_degree": True}, "max_degree"), ({"max_terms": True}, "max_terms"),
-                          ({"parsimony": float("nan")}, "parsimony")]:
+                          ({"parsimony": float("nan")}, "parsimony"), ({"n_jobs": "2"}, "n_jobs"),
+                          ({"backend": "torch", "device": "meta"}, "runs on 'cpu' or 'cuda'")]:
         with pytest.raises(ValueError, match=match):
             VSR(**params).fit(X, y)
     # numpy scalars are numbers too
     assert VSR(parsimony=np.float32(1.0), time_budget=np.float64(30), max_degree=np.int64(3)).fit(X, y).formula_
+    assert VSR(time_budget=float("inf")).fit(X, y).stopped_early_ is None  # no limit
 
 
 def test_predict_outside_a_terms_domain_raises_numerical_error():

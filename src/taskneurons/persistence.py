@@ -332,7 +332,9 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
     estimator.n_epochs_ = int(fitted["n_epochs"])
     import pandas as pd
 
-    estimator.history_ = pd.DataFrame(fitted.get("history") or [])
+    from .training import history_frame
+
+    estimator.history_ = history_frame(pd.DataFrame(fitted.get("history") or []))
     estimator.vsr_ = None
     return estimator
 

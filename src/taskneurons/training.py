@@ -105,10 +105,10 @@ def _r2(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if out.ndim == 2 and out.shape[1] > 1:  # (n, C) logits vs class indices
+    if out.ndim == 2 and out.shape[1] > 1 and y.ndim == 1:  # (n, C) logits vs class indices
         pred = out.argmax(1)
         return (pred == y).float().mean()
-    # one logit per sample vs labels in {0, 1}
+    # logits vs labels in {0, 1}, one per output (one per sample, or multi-label (n, m))
     return ((out.reshape(-1) > 0) == (y.reshape(-1) > 0.5)).float().mean()
 
 
@@ -124,6 +124,14 @@ _DEFAULT_METRIC = {"regression": "mse", "multiclass": "accuracy", "binary": "acc
 
 
 # --------------------------------------------------------------------------- history, callbacks
+def history_frame(frame):
+    """A history DataFrame indexed by its ``epoch`` column (the index is unnamed, so that
+    ``sort_values("epoch")``, ``groupby("epoch")`` and ``reset_index()`` stay unambiguous)."""
+    if len(frame) and "epoch" in frame:
+        frame.index = frame["epoch"].to_numpy()
+    return frame
+
+
 class History(list):
     """Per-epoch records, one dict per completed epoch, in order.
 
@@ -147,8 +155,7 @@ class History(list):
 
         columns = ["epoch", "train_loss", "valid_loss", "valid_metric", "valid_loss_best",
                    "learning_rate", "duration"]
-        frame = pd.DataFrame(list(self), columns=columns if not self else None)
-        return frame.set_index("epoch", drop=False) if len(frame) else frame
+        return history_frame(pd.DataFrame(list(self), columns=columns if not self else None))
 
 
 class Callback:
@@ -245,6 +252,10 @@ def make_optimizer(optimizer: str | type[torch.optim.Optimizer] | Callable[..., 
     names the fused kernel is used where the device supports it, unless ``kwargs`` chooses
     ``fused``/``foreach`` itself.
     """
+    clashing = sorted({"lr", "learning_rate", "weight_decay", "params"} & set(kwargs))
+    if clashing:
+        raise ValueError(f"optimizer options {clashing} are set by the learning_rate= and weight_decay= "
+                         "arguments (and the module's parameters); pass them there, not as optimizer options.")
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("the module has no trainable parameters (none with requires_grad=True).")
@@ -280,7 +291,13 @@ def _to_tensor(a: ArrayLike, name: str) -> torch.Tensor:
     if isinstance(a, torch.Tensor):
         return a.detach()
     if hasattr(a, "to_numpy"):  # pandas
-        a = a.to_numpy()
+        # Nullable columns (Int64, Float64, boolean) holding pd.NA: as NaN, so that the missing
+        # values are reported as missing rather than as "non-numeric".
+        missing = hasattr(a, "isna") and bool(np.asarray(a.isna()).any())
+        try:
+            a = a.to_numpy(dtype=np.float64, na_value=np.nan) if missing else a.to_numpy()
+        except (TypeError, ValueError):
+            a = a.to_numpy()
     try:
         arr = np.asarray(a)
     except (ValueError, TypeError) as exc:
@@ -570,7 +587,8 @@ def fit_module(
                   max_recoveries=max_recoveries, recovery_factor=recovery_factor,
                   eval_batch_size=eval_batch_size, clip_grad_norm=clip_grad_norm)
     if not (num_threads is None or num_threads == "auto"
-            or (isinstance(num_threads, (int, np.integer)) and num_threads >= 1)):
+            or (isinstance(num_threads, (int, np.integer)) and not isinstance(num_threads, bool)
+                and num_threads >= 1)):
         raise ValueError(f"num_threads must be 'auto', None or an integer >= 1, got {num_threads!r}.")
     if not isinstance(module, nn.Module):
         raise ValueError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
@@ -592,6 +610,9 @@ def fit_module(
     elif isinstance(metric, str):
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; use one of {sorted(METRICS)} or a callable.")
+        if task in ("multiclass", "binary") and metric != "accuracy":
+            raise ValueError(f"metric {metric!r} compares outputs with real-valued targets; with "
+                             f"loss={loss!r} use 'accuracy' or a callable.")
         metric_name, metric_fn = metric, METRICS[metric][0]
     elif callable(metric):
         metric_name, metric_fn = "custom", metric
@@ -653,6 +674,11 @@ def fit_module(
     opt = make_optimizer(optimizer, module.parameters(), learning_rate=learning_rate,
                          weight_decay=weight_decay, **(optimizer_kwargs or {}))
     params = [p for group in opt.param_groups for p in group["params"]]
+    if isinstance(callbacks, (Callback, type)) or callable(callbacks):
+        callbacks = [callbacks]  # one callback given on its own
+    if any(isinstance(cb, type) for cb in callbacks):
+        raise ValueError("callbacks must be Callback instances or callables, not classes: write "
+                         "callbacks=[MyCallback()] rather than [MyCallback].")
     callbacks = [cb if hasattr(cb, "on_epoch_end") else _FunctionCallback(cb) for cb in callbacks]
     for cb in callbacks:
         if hasattr(cb, "on_train_begin"):
@@ -704,7 +730,7 @@ def fit_module(
                     batch_losses.append(batch_loss.detach())
 
                 # Everything read back in one sync: train loss, parameter health, validation.
-                values = [torch.stack(batch_losses) @ weights,
+                values = [torch.stack(batch_losses).to(dtype) @ weights,  # a custom loss may return float64
                           torch.stack([p.detach().sum() for p in params]).sum()]
                 if has_valid:
                     module.train(False)
@@ -712,8 +738,11 @@ def fit_module(
                         out_va = _batched_forward(module, X_va, eval_bs, dev)
                         values.append(loss_fn(out_va, y_va).detach())
                         if metric_fn is not None:
-                            m = metric_fn(out_va, y_va)
-                            values.append(torch.as_tensor(m, dtype=dtype, device=dev).reshape(()))
+                            m = torch.as_tensor(metric_fn(out_va, y_va), dtype=dtype, device=dev)
+                            if m.numel() != 1:
+                                raise ValueError(f"the metric must return one number, it returned shape "
+                                                 f"{tuple(m.shape)}.")
+                            values.append(m.reshape(()))
                 values = torch.stack([v.to(dtype) for v in values]).tolist()
                 train_loss, param_sum = values[0], values[1]
                 valid_loss = values[2] if has_valid else None

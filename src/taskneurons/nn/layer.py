@@ -150,9 +150,22 @@ class TaskLinear(nn.Module):
         shift = kron @ means.repeat_interleave(self.in_features) if use_kron else None
         self.register_buffer("basis_shift", None if shift is None else shift.to(device, buffer_dtype),
                              persistent=False)
+        # float64 originals of those buffers, from which _apply re-derives them on a dtype change
+        self._basis64 = {name: value for name, value in (("basis_mixing", mixing), ("basis_means", means),
+                                                         ("basis_kron", kron), ("basis_shift", shift))
+                         if value is not None}
         self.init_scales: tuple[float, ...] = (term_init_scales(self.terms) if mixing is None
                                                else (3.0 ** -0.5,) * self.n_terms)
         self.reset_parameters()
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(), .double(), .cuda() ... convert the buffers as stored; the basis buffers are instead
+        # re-derived from their float64 originals, so that a layer built in float32 and converted
+        # to float64 computes what a layer built in float64 computes (not float32-rounded bases).
+        super()._apply(fn, *args, **kwargs)
+        for name, value in self._basis64.items():
+            setattr(self, name, value.to(self.weight.device, self.weight.dtype))
+        return self
 
     # -- set-up -------------------------------------------------------------------------------
     def _build_plan(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -293,6 +294,10 @@ class TaskMLP(nn.Sequential):
         formulas = _layer_formulas(len(widths), formula, output_formula)
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; use None or 'layer'")
+        if norm == "layer" and 1 in widths:
+            # LayerNorm over one feature outputs 0 for every input: the network would be constant.
+            raise ValueError(f"norm='layer' needs hidden widths >= 2, got {widths}; widen the layers "
+                             "(or raise the parameter budget) or use norm=None")
         make_activation(activation)  # validate before building anything
         linear_inputs = check_linear_inputs(() if linear_inputs is None else linear_inputs, in_features)
         if formulas[0].terms == Formula("x").terms:
@@ -319,6 +324,13 @@ class TaskMLP(nn.Sequential):
         self.basis = basis
         self.linear_inputs = linear_inputs
         self.reset_parameters(generator)
+
+    def __getitem__(self, index):
+        # nn.Sequential builds a slice as type(self)(OrderedDict(...)), which TaskMLP's
+        # constructor cannot take: a slice (e.g. net[:-1], the hidden part) is a plain Sequential.
+        if isinstance(index, slice):
+            return nn.Sequential(OrderedDict(list(self._modules.items())[index]))
+        return super().__getitem__(index)
 
     @property
     def task_layers(self) -> list[TaskLinear | MixedTaskLinear]:

@@ -229,7 +229,10 @@ class VSR(RegressorMixin, BaseEstimator):
             raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}")
         if not _is_int(self.beam_width) or self.beam_width < 1:
             raise ValueError(f"beam_width must be a positive integer, got {self.beam_width!r}")
-        if self.time_budget is not None and not (_is_real(self.time_budget) and self.time_budget >= 0):
+        if self.n_jobs is not None and not _is_int(self.n_jobs):
+            raise ValueError(f"n_jobs must be an integer or None, got {self.n_jobs!r}")
+        if self.time_budget is not None and not (
+                (_is_real(self.time_budget) or self.time_budget == math.inf) and self.time_budget >= 0):
             raise ValueError(f"time_budget must be a number of seconds >= 0 or None, got {self.time_budget!r}")
         if self.chunk_size is not None and (not _is_int(self.chunk_size) or self.chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive integer or None, got {self.chunk_size!r}")
@@ -248,6 +251,8 @@ class VSR(RegressorMixin, BaseEstimator):
                 dev = torch.device(device)
             except RuntimeError as exc:
                 raise ValueError(f"unknown device {device!r}: {exc}") from None
+            if dev.type not in ("cpu", "cuda"):
+                raise ValueError(f"device={device!r}: VSR runs on 'cpu' or 'cuda' devices")
             if dev.type == "cuda" and not torch.cuda.is_available():
                 raise ValueError(f"device={device!r} but CUDA is not available here; use device='cpu'")
         return families, int(self.max_degree), backend

@@ -108,8 +108,7 @@ def _read_frame(path: Path):
         raise DataError(f"{path} is not a file; pass a .csv, .csv.gz or .parquet table")
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty; it needs a header row and at least one data row")
-    frame = read_table(path)  # refuses a header without data rows
-    return frame
+    return read_table(path)  # refuses a header without data rows
 
 
 def _handle_missing(frame, path: Path, dropna: bool):

@@ -30,14 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import DataError, FormulaError, NumericalError
 from .formula import Formula
-from .preprocessing import (
-    CATEGORICAL_ENCODINGS,
-    SCALINGS,
-    TARGET_SCALINGS,
-    TabularEncoder,
-    TargetScaler,
-    _is_dataframe,
-)
+from .preprocessing import CATEGORICAL_ENCODINGS, SCALINGS, TabularEncoder, TargetScaler, _is_dataframe
 
 __all__ = ["TaskNeuronRegressor", "TaskNeuronClassifier"]
 
@@ -448,11 +441,6 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
             scale_X=scale_X, categorical=categorical, input_clip=input_clip, random_state=random_state,
             device=device, verbose=verbose)
         self.scale_y = scale_y
-
-    def _check_params(self) -> tuple[int, ...]:
-        if self.scale_y not in TARGET_SCALINGS:
-            raise ValueError(f"scale_y must be one of {TARGET_SCALINGS}, got {self.scale_y!r}")
-        return super()._check_params()
 
     def _prepare_target(self, y: np.ndarray) -> tuple[np.ndarray, int]:
         y = np.asarray(y, dtype=float)

@@ -18,9 +18,9 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from .._progress import progress_bar
-from ..errors import TaskNeuronsError, WorkerError
+from ..errors import DataError, TaskNeuronsError, WorkerError
 
-__all__ = ["run_cells", "single_threaded", "EXECUTORS"]
+__all__ = ["run_cells", "single_threaded", "check_n_jobs", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
 
@@ -74,8 +74,7 @@ def run_cells(
     """
     if executor not in EXECUTORS:
         raise TaskNeuronsError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
-    if not isinstance(n_jobs, int) or n_jobs < 1:
-        raise TaskNeuronsError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    check_n_jobs(n_jobs)
     if not payloads:
         return
     bar = progress_bar(enabled=verbose, desc=desc, total=len(payloads), unit="cell")
@@ -99,6 +98,12 @@ def run_cells(
             _run_pool(payloads, function, handle, n_jobs)
     finally:
         bar.close()
+
+
+def check_n_jobs(n_jobs: Any) -> None:
+    """Refuse a worker count that is not a positive integer (booleans included)."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise DataError(f"n_jobs must be a positive integer, got {n_jobs!r}")
 
 
 def _run_pool(payloads, function, handle, n_jobs) -> None:

@@ -152,20 +152,19 @@ def table6_summary(frame: pd.DataFrame, paper6: pd.DataFrame | None = None, alph
             cells = ok[(ok["protocol"] == protocol) & (ok["dataset"] == dataset) & (ok["structure"] == structure)
                        & (ok["model"] == model)]
             per_model[model] = cells.set_index("seed")["test_value"]
-            values = cells["test_value"].to_numpy(float)
             prefix = model.lower()
-            row[f"{prefix}_mean"] = float(np.mean(values)) if len(values) else math.nan
-            row[f"{prefix}_std"] = _std(values)
-            row[f"{prefix}_n"] = len(values)
+            row[f"{prefix}_n"] = len(cells)
             row[f"{prefix}_params"] = _count_text(cells["n_parameters"])
             row[f"{prefix}_hidden"] = _widths_text(cells["hidden_used"])
         seeds = per_model["LN"].index.intersection(per_model["TN"].index)
-        if len(seeds) and len(seeds) < max(row["ln_n"], row["tn_n"]):
-            # A seed one model lacks (e.g. a failed cell): every number of the row describes the
-            # same seeds, so the shown means agree with Δ, the test and the strict count.
-            for model in _NETWORKS:
-                values = per_model[model].loc[seeds].to_numpy(float)
-                row[f"{model.lower()}_mean"], row[f"{model.lower()}_std"] = float(np.mean(values)), _std(values)
+        for model in _NETWORKS:
+            # Over the seeds both models finished (a failed cell leaves one out), so the shown means
+            # agree with Δ, the test and the strict count; over all finished seeds when the other
+            # model has none.
+            values = per_model[model]
+            values = (values[values.index.isin(seeds)] if len(seeds) else values).to_numpy(float)
+            row[f"{model.lower()}_mean"] = float(np.mean(values)) if len(values) else math.nan
+            row[f"{model.lower()}_std"] = _std(values)
         sign = -1.0 if row["metric"] == "mse" else 1.0
         better = sign * (per_model["TN"].loc[seeds].to_numpy(float) - per_model["LN"].loc[seeds].to_numpy(float))
         row["n_pairs"] = len(seeds)

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import DataError
 from .cells import Cell, run_cell
-from .executors import EXECUTORS, run_cells
+from .executors import EXECUTORS, check_n_jobs, run_cells
 from .store import ResultStore, _parse_line
 
 __all__ = ["DatasetSpec", "resolve_datasets", "open_results", "execute", "executor_session", "RESULTS_FILE"]
@@ -56,8 +56,7 @@ def _fingerprint(path: Path | None) -> str:
 
 def check_run_options(n_jobs: int, seeds: Sequence[int]) -> None:
     """Refuse worker counts and seeds that would fail only after the results file exists."""
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise DataError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    check_n_jobs(n_jobs)
     bad = [s for s in seeds if not 0 <= s < 2**32]
     if not seeds or bad:
         raise DataError(f"seeds must be a positive count or seeds in [0, 2**32), got {list(seeds)!r}")
@@ -82,10 +81,10 @@ def resolve_datasets(data_dir: str | os.PathLike | None, names: Sequence[str] | 
     specs: dict[str, DatasetSpec] = {}
     for name in names:
         registered = canonical_name(name)
-        if registered is not None and find_file(name, folder) is None:
-            load(name, folder)  # download into the cache, or raise the loader's explanation
+        # Downloads a registered name without a local file into the cache (so that workers do not
+        # all download it), and refuses now, with the loader's reason, a table every cell would fail on.
+        load(name, folder)
         info = get_info(name, folder)
-        load(name, folder)  # refuse now, with the loader's reason, a table every cell would fail on
         key = registered or info.name
         if key not in specs:
             path = find_file(name, folder) or find_file(key, cache_dir() / "datasets")

@@ -34,7 +34,8 @@ def encode_features(
         ``"onehot"``: one 0/1 column ``"<col>=<category>"`` per category (a missing value is all
         zeros). ``"ordinal"``: the category's position (0, 1, ...) in one column; categories are
         in the dtype's order (the declared scale for ordered categoricals such as diamonds' cut,
-        color, clarity; sorted for categories built from strings); a missing value stays NaN. Boolean columns become 0/1 in both modes.
+        color, clarity; sorted for categories built from strings); a missing value stays NaN.
+        Boolean columns become 0/1 in both modes.
 
     Returns
     -------

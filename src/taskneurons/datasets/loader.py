@@ -261,8 +261,7 @@ def _as_categories(X: pd.DataFrame, info: DatasetInfo) -> pd.DataFrame:
         if not categorical and (pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype)):
             continue
         order = info.category_orders.get(str(col))
-        values = set(series.dropna().astype(str).unique())
-        if order is not None and values <= set(order):
+        if order is not None and set(series.dropna().astype(str).unique()) <= set(order):
             X[col] = pd.Categorical(series.astype(str).where(series.notna()), categories=list(order), ordered=True)
         elif not categorical:
             X[col] = series.astype("category")

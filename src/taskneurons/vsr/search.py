@@ -969,13 +969,15 @@ def refine_constants(cands: Sequence[Candidate], U, Y: np.ndarray, fixed_cols: n
                                max_nfev=max_nfev, xtol=1e-5, ftol=1e-8)
     except (ValueError, np.linalg.LinAlgError):
         return None
-    theta = np.clip([float(f"{v:.{CONSTANT_DIGITS}g}") for v in result.x], lower, upper)
+    def rounded(digits: int) -> np.ndarray:
+        return np.clip([float(f"{v:.{digits}g}") for v in result.x], lower, upper)
+
+    theta = rounded(CONSTANT_DIGITS)
     # Readable constants only where rounding costs nothing the data can see: on (nearly) exact
     # data, sin(1.2345*x) rounded to sin(1.234*x) would leave a residual that extra junk terms
     # then absorb. Keep the solver's precision when rounding raises the SSE by more than 0.1 %.
-    full_sse = float(np.sum(result.fun ** 2))
-    if float(np.sum(fun(theta) ** 2)) > full_sse * (1 + 1e-3) + 1e-300:
-        theta = np.clip([float(f"{v:.{FULL_CONSTANT_DIGITS}g}") for v in result.x], lower, upper)
+    if float(np.sum(fun(theta) ** 2)) > float(np.sum(result.fun ** 2)) * (1 + 1e-3) + 1e-300:
+        theta = rounded(FULL_CONSTANT_DIGITS)
     out = list(cands)
     for i_move, i in enumerate(moving):
         out[i] = Candidate(cands[i].template, tuple(float(v) for v in theta[slices[i_move]]))

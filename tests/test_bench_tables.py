@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from taskneurons.bench import (
 from taskneurons.bench.report import best_structures
 from taskneurons.cli import main
 from taskneurons.errors import DataError
+from taskneurons.formula import Formula
 
 # A protocol small enough for tests: 3 epochs, a cubic grammar, a 10-tree HGB.
 TINY = {"name": "tiny", "estimator": {"max_epochs": 3, "batch_size": 32, "patience": 2},
@@ -254,6 +256,114 @@ def test_table5_shares_the_discovery_cell_with_table6(baseline, data_dir, tmp_pa
     assert "## Table 5 — formulas found (protocol `tiny`)" in fresh.report.read_text()
 
 
+# -- TN variants and reuse ---------------------------------------------------------------------
+def test_a_tn_variant_copies_the_unchanged_cells_and_computes_only_tn(baseline, data_dir, tmp_path):
+    variant = {**TINY, "tn": {"basis": "terms"}}
+    run = run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=2, protocol=variant, out=tmp_path,
+                     boosting=["HGB"], reuse=baseline.out)
+    # VSR, HGB and LN cells (4 each) are the baseline's; the TN cells' settings differ.
+    assert (run.n_cells, run.n_reused, run.n_skipped, run.n_computed) == (16, 12, 12, 4)
+    new, old = _by_key(_lines(run.results)), _by_key(_lines(baseline.results))
+    assert set(new) == set(old)
+    for key, record in new.items():
+        if key[1] == "TN":
+            assert record["settings"]["basis"] == "terms" and record["settings_hash"] != old[key]["settings_hash"]
+            assert record["formula"] == new[(key[0], "VSR", "-", key[3], key[4])]["formula"]
+            assert record["formula_source"] == "vsr"
+        else:
+            assert record == old[key]  # copied as they were
+    assert "basis='terms'" in run.report.read_text()
+    again = run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=2, protocol=variant, out=tmp_path,
+                       boosting=["HGB"], reuse=baseline.out, report=False)
+    assert (again.n_computed, again.n_reused, again.n_skipped) == (0, 0, 16)
+    # Without reuse the variant computes everything, with the same numbers as the copies.
+    fresh = run_table6(data_dir=data_dir, datasets=["quad"], structures=STRUCTURE, seeds=1, protocol=variant,
+                       out=tmp_path / "fresh", boosting=["HGB"], report=False)
+    assert fresh.n_computed == 4 and fresh.n_reused == 0
+    assert all(record == new[key] for key, record in _by_key(_lines(fresh.results)).items())
+
+
+def test_a_fixed_tn_formula_runs_without_discovery(baseline, data_dir, tmp_path):
+    variant = {**TINY, "tn_formula": "x + x**2"}
+    run = run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=2, protocol=variant, out=tmp_path,
+                     boosting=["HGB"], reuse=baseline.out)
+    # No VSR cells; HGB and LN copied, TN computed with the fixed formula.
+    assert (run.n_cells, run.n_reused, run.n_computed) == (12, 8, 4)
+    records = _lines(run.results)
+    assert {r["model"] for r in records} == {"HGB", "LN", "TN"}
+    tn = [r for r in records if r["model"] == "TN"]
+    assert all(r["layer_terms"] == ["x**2", "x"] and r["formula_source"] == "x**2 + x" for r in tn)
+    text = run.report.read_text()
+    assert "TN formula: `x**2 + x` on every dataset" in text and "## Table 5" not in text
+    # Another fixed formula is another cell: refused in the same folder.
+    with pytest.raises(DataError, match="computed with other settings"):
+        run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=2, protocol={**TINY, "tn_formula": "x**3"},
+                   out=tmp_path, boosting=["HGB"], report=False)
+
+
+def test_the_papers_formula_per_dataset(tmp_path):
+    from taskneurons.bench.runner import DatasetSpec
+    from taskneurons.bench.table6 import tn_formulas
+    from taskneurons.datasets import paper_table5
+
+    try:
+        table = paper_table5()
+    except DataError:
+        pytest.skip("the paper's tables (../shared/paper) are not available")
+    protocol = resolve_protocol({**TINY, "tn_formula": "paper"})
+    found = tn_formulas([DatasetSpec("california", "regression", 1)], protocol)
+    expected = table.set_index("dataset").loc["california", "formula"]
+    assert found["california"] == (Formula(expected).to_dict(), "paper")
+    assert tn_formulas([DatasetSpec("quad", "regression", 1)], resolve_protocol(TINY)) == {"quad": None}
+    with pytest.raises(DataError, match="has no formula for quad"):
+        tn_formulas([DatasetSpec("quad", "regression", 1)], protocol)
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"tn": {"basiss": "terms"}}, r"unknown estimator argument\(s\) \['basiss'\]"),
+    ({"tn": {"formula": "x**2"}}, "chosen by tn_formula"),
+    ({"estimator": {"random_state": 1}}, "cannot set \\['random_state'\\]"),
+    ({"ln": {"formula": "x**2"}}, "LN networks are linear-neuron networks"),
+    ({"tn": {"batch_size": 0}}, "TN network settings are invalid: batch_size"),
+    ({"tn_formula": "y**2"}, "tn_formula must be 'vsr', 'paper' or a formula"),
+    ({"tn_formula": 3}, "tn_formula must be"),
+])
+def test_bad_network_settings_are_refused_before_any_work(data_dir, tmp_path, change, match):
+    with pytest.raises(DataError, match=match):
+        run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=1, protocol={**TINY, **change}, out=tmp_path)
+    assert not (tmp_path / "results.jsonl").exists()
+
+
+def test_reuse_of_a_folder_without_results_is_refused(data_dir, tmp_path):
+    with pytest.raises(DataError, match="nothing to reuse"):
+        run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=1, protocol=TINY, out=tmp_path / "out",
+                   reuse=tmp_path)
+    assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
+def test_command_line_tn_settings():
+    from taskneurons.cli import _tn_protocol
+
+    assert _tn_protocol("fast", None, "vsr") == "fast"
+    variant = _tn_protocol("paper", ["basis=terms", "patience=20", "add_linear_term=false", "input_clip=null"],
+                           "x**2")
+    assert variant == {"name": "paper", "base": "paper", "tn_formula": "x**2",
+                       "tn": {"basis": "terms", "patience": 20, "add_linear_term": False, "input_clip": None}}
+    assert resolve_protocol(variant)["estimator"]["batch_size"] == 10  # the paper protocol underneath
+    with pytest.raises(DataError, match="is not KEY=VALUE"):
+        _tn_protocol("fast", ["basis"], "vsr")
+
+
+def test_command_line_tn_errors_exit_2(data_dir, tmp_path, capsys):
+    code = main(["bench", "table6", "--data-dir", str(data_dir), "--out", str(tmp_path), "--tn", "basis",
+                 "--quiet"])
+    assert code == 2 and "--tn 'basis' is not KEY=VALUE" in capsys.readouterr().err
+    code = main(["bench", "table6", "--data-dir", str(data_dir), "--out", str(tmp_path), "--tn", "basiss=terms",
+                 "--quiet"])
+    assert code == 2 and "unknown estimator argument(s) ['basiss']" in capsys.readouterr().err
+    assert not (tmp_path / "results.jsonl").exists()
+
+
 # -- arguments and statistics ------------------------------------------------------------------
 def test_protocols_and_structures_resolve():
     fast = resolve_protocol("fast")
@@ -332,3 +442,29 @@ def test_load_results_of_an_empty_folder(tmp_path):
         load_results(tmp_path)
     with pytest.raises(DataError, match="no results"):
         build_report(tmp_path)
+
+
+# -- the committed run -------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_DATA = ROOT.parent / "shared" / "datasets" / "paper"
+COMMITTED = ROOT / "docs" / "results" / "table6" / "results.jsonl"
+
+
+@pytest.mark.skipif(not PAPER_DATA.is_dir(), reason="../shared/datasets/paper missing")
+def test_the_committed_table6_run_is_this_codes_grid():
+    """Every committed cell has the settings hash this code gives it, so `taskneurons bench table6`
+    into docs/results/table6 resumes (computes nothing) instead of refusing stale settings."""
+    from taskneurons.bench.runner import resolve_datasets
+    from taskneurons.bench.table6 import available_boosting, table6_cells, tn_formulas
+
+    protocol = resolve_protocol("fast")
+    specs = resolve_datasets(str(PAPER_DATA.resolve()), None)
+    models = available_boosting(True, protocol)  # XGBoost / LightGBM cells only where installed
+    first, second = table6_cells(specs, resolve_structures(None), range(10), protocol, models,
+                                 str(PAPER_DATA.resolve()), tn_formulas(specs, protocol))
+    expected = {cell.key: cell.settings_hash for cell in (*first, *second)}
+    stored = {(r["dataset"], r["model"], r["structure"], r["seed"], r["protocol"]): r["settings_hash"]
+              for r in _lines(COMMITTED)}
+    assert len(stored) == 1960
+    assert {key: stored.get(key) for key in expected} == expected
+    assert {key[1] for key in stored.keys() - expected.keys()} <= {"XGBoost", "LightGBM"} - set(models)

@@ -102,3 +102,9 @@ def test_readme_cli_commands_run(readme_folder):
     assert (readme_folder / "model.tn").is_file()
     assert len(pd.read_csv(readme_folder / "predictions.csv")) == 20
     assert (readme_folder / "runs" / "table6" / "report.md").is_file()
+    # The TN variant computed its TN cells only, and copied the LN cells of runs/table6.
+    variant = pd.read_json(readme_folder / "runs" / "x2" / "results.jsonl", lines=True)
+    base = pd.read_json(readme_folder / "runs" / "table6" / "results.jsonl", lines=True)
+    assert set(variant["model"]) == {"LN", "TN"} and (variant.loc[variant["model"] == "TN", "formula_source"] == "x**2").all()
+    ln = [frame[frame["model"] == "LN"].sort_values("dataset")["test_value"].tolist() for frame in (variant, base)]
+    assert ln[0] == ln[1]

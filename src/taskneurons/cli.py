@@ -424,7 +424,7 @@ BenchPaper = Annotated[Path | None, typer.Option("--paper-dir", help="Folder of 
                                                                      "table6.csv (default: found automatically).")]
 
 
-_BENCH_LIST_OPTIONS = ("--datasets", "--structures")
+_BENCH_LIST_OPTIONS = ("--datasets", "--structures", "--tn", "--reuse")
 
 
 def _expand_bench_lists(argv: list[str]) -> list[str]:
@@ -452,6 +452,28 @@ def _split_commas(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _setting_value(text: str):
+    """A ``--tn`` value: a JSON literal (``20``, ``0.01``, ``true``, ``null``, ``[64, 32]``) or else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _tn_protocol(protocol: str, settings: list[str] | None, formula: str) -> str | dict:
+    """The protocol of a run with ``--tn KEY=VALUE`` / ``--tn-formula`` (its name kept, so that the
+    unchanged LN, VSR and boosting cells can be reused), or the plain name without them."""
+    if not settings and formula == "vsr":
+        return protocol
+    tn = {}
+    for item in settings or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise DataError(f"--tn {item!r} is not KEY=VALUE; write e.g. --tn basis=terms or --tn patience=20")
+        tn[key.strip()] = _setting_value(value.strip())
+    return {"name": protocol, "base": protocol, "tn": tn, "tn_formula": formula}
 
 
 def _report_only(out: Path, paper_dir: Path | None, quiet: bool) -> None:
@@ -503,6 +525,18 @@ def bench_table6(
     boosting: Annotated[bool, typer.Option("--boosting/--no-boosting",
                                            help="Add gradient-boosted trees on the same splits (HGB; XGBoost "
                                                 "and LightGBM when installed).")] = True,
+    tn: Annotated[list[str] | None, typer.Option(
+        "--tn", help="A TN network setting KEY=VALUE (an estimator argument, e.g. basis=terms, "
+                     "add_linear_term=false, patience=20; VALUE is JSON or text); repeat for several. "
+                     "LN, VSR and boosting cells stay those of the protocol.")] = None,
+    tn_formula: Annotated[str, typer.Option(
+        "--tn-formula", help="The TN neurons' formula: vsr (discovered per dataset and seed), paper (the "
+                             "paper's Table 5 formula of each dataset) or a formula such as 'x**2' for all.")]
+    = "vsr",
+    reuse: Annotated[list[Path] | None, typer.Option(
+        "--reuse", help="Result folders of earlier runs: the finished cells this run needs, with identical "
+                        "settings and data, are copied from there instead of computed (e.g. the LN cells "
+                        "for a --tn variant).")] = None,
     retry_errors: BenchRetry = False,
     report_only: BenchReportOnly = False,
     paper_dir: BenchPaper = None,
@@ -515,9 +549,9 @@ def bench_table6(
     from .bench import run_table6
 
     run_table6(data_dir=data_dir, datasets=_split_commas(datasets), structures=_split_commas(structures), seeds=seeds,
-               protocol=protocol.value, out=out, n_jobs=n_jobs, executor=executor.value, address=address,
-               boosting=boosting, console=_console(), verbose=not quiet, retry_errors=retry_errors,
-               paper_dir=paper_dir)
+               protocol=_tn_protocol(protocol.value, tn, tn_formula), out=out, n_jobs=n_jobs,
+               executor=executor.value, address=address, boosting=boosting, console=_console(),
+               verbose=not quiet, retry_errors=retry_errors, paper_dir=paper_dir, reuse=reuse)
 
 
 # -- entry point -------------------------------------------------------------------------------

@@ -52,8 +52,9 @@ class Cell:
     """Everything a worker needs to compute one cell (no reference to module-level settings).
 
     ``settings`` are the keyword arguments of the cell's estimator; ``encoder`` the input
-    encoding of VSR cells (as the networks' estimator does it); ``formula`` the discovered
-    formula of a TN cell (``Formula.to_dict()``); ``hidden`` the LN widths of the structure.
+    encoding of VSR cells (as the networks' estimator does it); ``formula`` the formula of a TN
+    cell (``Formula.to_dict()``), discovered by its VSR cell unless the protocol fixes it
+    (``formula_source``); ``hidden`` the LN widths of the structure.
     """
 
     dataset: str
@@ -70,6 +71,7 @@ class Cell:
     formula: dict[str, Any] | None = None
     settings_hash: str = ""
     data_sha: str = ""
+    formula_source: str = "vsr"  # where a TN cell's formula comes from: "vsr", "paper" or a fixed text
 
     @property
     def key(self) -> tuple:
@@ -192,6 +194,7 @@ def _run_network(cell: Cell, data: _Data, train, test) -> dict[str, Any]:
     }
     if cell.model == "TN":
         record["formula"] = str(model.formula_)
+        record["formula_source"] = cell.formula_source
         record["layer_terms"] = [str(t) for t in model.layer_formulas_[0].terms]
     return record
 

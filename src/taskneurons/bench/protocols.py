@@ -20,9 +20,17 @@ Protocols
 A protocol is a dict with keys ``name`` (stored in every result's key), ``test_size`` (held-out
 share of the rows, split per seed, stratified for classification), ``estimator`` (keyword
 arguments of :class:`~taskneurons.TaskNeuronRegressor` / ``TaskNeuronClassifier`` shared by LN
-and TN), ``vsr`` (keyword arguments of :class:`~taskneurons.vsr.VSR` for the discovery cell) and
+and TN), ``ln`` and ``tn`` (those of the LN or the TN networks only, over ``estimator``),
+``tn_formula`` (the TN neurons' formula: ``"vsr"``, the one discovered per dataset and seed;
+``"paper"``, the paper's Table 5 formula of the dataset; or one formula text for every dataset),
+``vsr`` (keyword arguments of :class:`~taskneurons.vsr.VSR` for the discovery cell) and
 ``boosting`` (per baseline model, keyword arguments of its estimator). A dict passed from Python
 (e.g. ``{"name": "tiny", "estimator": {"max_epochs": 3}}``) is merged over ``"fast"``, key by key.
+
+Variants of the TN network (ablations) change ``tn`` or ``tn_formula`` and keep the protocol's
+name: their LN, VSR and boosting cells are then the very cells of the unchanged protocol (same
+keys, same settings hashes), which ``run_table6(reuse=...)`` / ``--reuse`` copies from an earlier
+run instead of computing them again.
 """
 
 from __future__ import annotations
@@ -43,7 +51,9 @@ __all__ = [
     "BOOSTING",
     "BOOSTING_MODULES",
     "CELL_VERSION",
+    "TN_FORMULA_SOURCES",
     "resolve_protocol",
+    "check_network_settings",
     "resolve_structures",
 ]
 
@@ -117,6 +127,9 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
             "patience": 10,
             "device": "cpu",          # the same device everywhere: identical numbers on every worker
         },
+        "ln": LN_SETTINGS,
+        "tn": TN_SETTINGS,
+        "tn_formula": "vsr",
         "vsr": VSR_SETTINGS,
         "boosting": BOOSTING,
     },
@@ -134,6 +147,9 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
             "early_stopping": False,
             "device": "cpu",
         },
+        "ln": LN_SETTINGS,
+        "tn": TN_SETTINGS,
+        "tn_formula": "vsr",
         "vsr": VSR_SETTINGS,
         "boosting": BOOSTING,
     },
@@ -143,7 +159,13 @@ DEFAULT_PROTOCOL = "fast"
 #: Bump when a cell's computation changes meaning, so old results are not mixed with new ones.
 CELL_VERSION = 2
 
-_PROTOCOL_KEYS = ("name", "test_size", "estimator", "vsr", "boosting")
+_PROTOCOL_KEYS = ("name", "test_size", "estimator", "ln", "tn", "tn_formula", "vsr", "boosting")
+
+#: ``tn_formula`` values that are not a formula: VSR's formula per (dataset, seed), the paper's Table 5 one.
+TN_FORMULA_SOURCES = ("vsr", "paper")
+
+#: Estimator arguments a network cell sets itself (the formula through ``ln`` / ``tn_formula``).
+_CELL_ARGUMENTS = ("hidden_layer_sizes", "random_state", "verbose")
 
 
 def resolve_protocol(protocol: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -179,6 +201,50 @@ def resolve_protocol(protocol: str | Mapping[str, Any]) -> dict[str, Any]:
     if not (isinstance(test_size, float) and 0 < test_size < 1):
         raise DataError(f"protocol test_size must be a float in (0, 1), got {test_size!r}")
     return resolved
+
+
+def check_network_settings(protocol: Mapping[str, Any]) -> None:
+    """Refuse, before any cell runs, network settings every LN or TN cell would fail on.
+
+    Checks that ``estimator``, ``ln`` and ``tn`` name only estimator arguments (not those the
+    cells set), that LN keeps the linear neuron, that ``tn_formula`` is a source or a formula, and
+    the values the estimators check before fitting (their ``_check_params``).
+    """
+    from ..estimators import TaskNeuronClassifier, TaskNeuronRegressor
+    from ..formula import Formula
+
+    known = set(TaskNeuronRegressor().get_params()) | set(TaskNeuronClassifier().get_params())
+    for part in ("estimator", "ln", "tn"):
+        settings = protocol.get(part)
+        if not isinstance(settings, Mapping):
+            raise DataError(f"the protocol's {part!r} must be a dict of estimator arguments, got {settings!r}")
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            allowed = sorted(known - {*_CELL_ARGUMENTS, "formula"})
+            raise DataError(f"unknown estimator argument(s) {unknown} in the protocol's {part!r} settings; "
+                            f"use those of TaskNeuronRegressor: {', '.join(allowed)}")
+        fixed = sorted(set(settings) & {*_CELL_ARGUMENTS, *(() if part == "ln" else ("formula",))})
+        if fixed:
+            hint = " (the TN formula is chosen by tn_formula)" if "formula" in fixed else ""
+            raise DataError(f"the protocol's {part!r} settings cannot set {fixed}: every network cell sets "
+                            f"them itself{hint}")
+    if str(protocol["ln"].get("formula", "x")) != "x":
+        raise DataError(f"LN networks are linear-neuron networks (formula 'x'); the protocol's 'ln' settings "
+                        f"give formula {protocol['ln']['formula']!r}. Set a TN formula with tn_formula instead")
+    source = protocol.get("tn_formula", "vsr")
+    if not isinstance(source, str):
+        raise DataError(f"tn_formula must be 'vsr', 'paper' or a formula text, got {source!r}")
+    if source not in TN_FORMULA_SOURCES:
+        try:
+            Formula(source)
+        except ValueError as exc:
+            raise DataError(f"tn_formula must be 'vsr', 'paper' or a formula; {source!r} is none: {exc}") from None
+    for model, extra in (("LN", protocol["ln"]), ("TN", protocol["tn"])):
+        settings = {**protocol["estimator"], **extra}
+        try:
+            TaskNeuronRegressor(**settings, hidden_layer_sizes=(1,))._check_params()
+        except ValueError as exc:
+            raise DataError(f"the protocol's {model} network settings are invalid: {exc}") from None
 
 
 def resolve_structures(structures: Sequence[str] | Mapping[str, Sequence[int]] | None) -> dict[str, tuple[int, ...]]:

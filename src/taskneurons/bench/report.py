@@ -328,6 +328,9 @@ def _table6_section(summary: pd.DataFrame, best: pd.DataFrame, protocol: str, fi
     lines = [f"## Table 6 — protocol `{protocol}`", ""]
     if settings:
         for label, values in settings.items():
+            if isinstance(values, str):
+                lines += [f"{label}: {values}", ""]
+                continue
             shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
             lines += [f"{label}: `{shown}`", ""]
     counts = outcome_counts(summary)
@@ -492,8 +495,8 @@ def _outcomes_figure(summary: pd.DataFrame, path: Path, alpha: float) -> None:
 
 
 # -- the report --------------------------------------------------------------------------------
-def _settings_of(frame: pd.DataFrame, protocol: str) -> dict[str, dict]:
-    """What the records say about how they were made: structures, LN and TN settings."""
+def _settings_of(frame: pd.DataFrame, protocol: str) -> dict[str, dict | str]:
+    """What the records say about how they were made: structures, LN and TN settings, TN formula."""
     cells = frame[frame["protocol"] == protocol]
     out: dict[str, dict] = {}
     shapes = cells[cells["model"] == "LN"].drop_duplicates("structure")
@@ -508,7 +511,23 @@ def _settings_of(frame: pd.DataFrame, protocol: str) -> dict[str, dict]:
     if len(tn):
         extra = {k: v for k, v in tn.iloc[0].items() if not len(ln) or ln.iloc[0].get(k) != v}
         out["TN settings beyond LN's"] = extra
+    formula = _tn_formula_text(cells[(cells["model"] == "TN") & (cells["status"] == "ok")])
+    if formula:
+        out["TN formula"] = formula
     return out
+
+
+def _tn_formula_text(tn: pd.DataFrame) -> str:
+    """How a run chose its TN formula, when not by VSR per (dataset, seed) (records before the
+    ``formula_source`` field were all VSR's)."""
+    if "formula_source" not in tn or tn["formula_source"].fillna("vsr").eq("vsr").all():
+        return ""
+    sources = set(tn["formula_source"].dropna())
+    if sources == {"paper"}:
+        return "the paper's Table 5 formula of each dataset (its terms; each neuron learns its own coefficients)"
+    if len(sources) == 1:
+        return f"`{sources.pop()}` on every dataset (fixed; each neuron learns its own coefficients)"
+    return "mixed sources: " + ", ".join(f"`{s}`" for s in sorted(sources))
 
 
 def build_report(out: str | os.PathLike, *, paper_dir: str | os.PathLike | None = None, alpha: float = ALPHA) -> Path:

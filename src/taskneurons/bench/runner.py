@@ -5,6 +5,7 @@
 * :func:`open_results` opens ``<out>/results.jsonl`` and refuses to resume cells that were
   computed with other settings (their stored ``settings_hash`` differs), and optionally drops
   error cells so they are computed again.
+* :func:`copy_finished` copies finished cells of earlier runs (``--reuse``) that a grid needs.
 * :func:`execute` runs the missing cells on the chosen executor and streams each record to the
   store as it arrives.
 """
@@ -23,9 +24,10 @@ from typing import Any
 from ..errors import DataError
 from .cells import Cell, run_cell
 from .executors import EXECUTORS, check_n_jobs, run_cells
-from .store import ResultStore, _parse_line
+from .store import ResultStore, _parse_line, cell_key
 
-__all__ = ["DatasetSpec", "resolve_datasets", "open_results", "execute", "executor_session", "RESULTS_FILE"]
+__all__ = ["DatasetSpec", "resolve_datasets", "open_results", "execute", "executor_session", "RESULTS_FILE",
+           "reuse_sources", "copy_finished"]
 
 RESULTS_FILE = "results.jsonl"
 
@@ -142,6 +144,38 @@ def open_results(out: str | os.PathLike, expected: dict[tuple, str], *, retry_er
         yield store
     finally:
         store.close()
+
+
+def reuse_sources(reuse: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Path]:
+    """The results files of ``--reuse`` folders (or files), each checked to exist."""
+    if reuse is None:
+        return []
+    items = [reuse] if isinstance(reuse, (str, os.PathLike)) else list(reuse)
+    files = []
+    for item in items:
+        path = Path(item)
+        file = path / RESULTS_FILE if path.is_dir() else path
+        if not file.is_file():
+            raise DataError(f"nothing to reuse at {path}: expected a results folder holding {RESULTS_FILE} "
+                            "(the --out folder of an earlier run) or such a file")
+        files.append(file)
+    return files
+
+
+def copy_finished(store: ResultStore, expected: dict[tuple, str], sources: Sequence[Path]) -> int:
+    """Copy into ``store`` the finished ("ok") cells of ``sources`` that this grid expects and lacks,
+    when their settings hash is the expected one (same settings, split and data); returns how many.
+
+    Nothing else is taken: cells of other settings, failed cells and cells this grid does not have.
+    """
+    copied = 0
+    for source in sources:
+        for record in ResultStore.read(source):
+            key = cell_key(record)
+            if (key in expected and key not in store and record.get("status") == "ok"
+                    and record.get("settings_hash") == expected[key] and store.add(record)):
+                copied += 1
+    return copied
 
 
 @contextlib.contextmanager

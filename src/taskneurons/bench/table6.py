@@ -26,19 +26,21 @@ from typing import Any
 
 from ..errors import DataError
 from .cells import NO_STRUCTURE, Cell, settings_hash
-from .protocols import BOOSTING_MODULES, LN_SETTINGS, TN_SETTINGS, resolve_protocol, resolve_structures
+from .protocols import BOOSTING_MODULES, check_network_settings, resolve_protocol, resolve_structures
 from .runner import (
     RESULTS_FILE,
     DatasetSpec,
     Progress,
     check_run_options,
+    copy_finished,
     execute,
     executor_session,
     open_results,
     resolve_datasets,
+    reuse_sources,
 )
 
-__all__ = ["run_table6", "table6_cells", "BenchRun", "encoder_settings", "available_boosting"]
+__all__ = ["run_table6", "table6_cells", "tn_formulas", "BenchRun", "encoder_settings", "available_boosting"]
 
 
 @dataclass
@@ -53,16 +55,18 @@ class BenchRun:
     n_skipped: int
     n_errors: int
     seconds: float
+    n_reused: int = 0  # of n_skipped: copied from the ``reuse`` folders by this call
 
 
 def finish_run(out: Path, *, n_cells: int, n_computed: int, n_skipped: int, n_errors: int, report: Path | None,
-               start: float, console: Any = None, unit: str = "cells") -> BenchRun:
+               start: float, console: Any = None, unit: str = "cells", n_reused: int = 0) -> BenchRun:
     """The :class:`BenchRun` summary of a finished grid (``start``: its ``time.perf_counter()``), printed
     as one line on ``console`` when given."""
     run = BenchRun(out=out, results=out / RESULTS_FILE, report=report, n_cells=n_cells, n_computed=n_computed,
-                   n_skipped=n_skipped, n_errors=n_errors, seconds=time.perf_counter() - start)
+                   n_skipped=n_skipped, n_errors=n_errors, seconds=time.perf_counter() - start, n_reused=n_reused)
     if console is not None:
-        console.print(f"{run.n_cells} {unit}: {run.n_computed} computed now, {run.n_skipped} already done, "
+        reused = f" ({run.n_reused} copied from --reuse)" if run.n_reused else ""
+        console.print(f"{run.n_cells} {unit}: {run.n_computed} computed now, {run.n_skipped} already done{reused}, "
                       f"{run.n_errors} errors; {run.seconds:.1f} s. Results: {run.results}"
                       + (f"; report: {run.report}" if run.report else ""))
     return run
@@ -106,16 +110,51 @@ def vsr_cell(spec: DatasetSpec, seed: int, protocol: Mapping[str, Any], data_dir
                 data_sha=spec.fingerprint)
 
 
+def tn_formulas(specs: Sequence[DatasetSpec], protocol: Mapping[str, Any],
+                paper_dir: str | os.PathLike | None = None) -> dict[str, tuple[dict[str, Any], str] | None]:
+    """Dataset -> ``(formula, source)``, the TN formula (``Formula.to_dict()``) the protocol's
+    ``tn_formula`` fixes for it and where it comes from (``"paper"`` or the formula's text), or None
+    where the TN cells take their (dataset, seed)'s VSR formula.
+
+    ``"paper"`` takes the paper's Table 5 formula (only its terms matter: every TN neuron learns
+    its own coefficients); a dataset the paper does not have is refused, by name.
+    """
+    from ..formula import Formula
+
+    source = protocol.get("tn_formula", "vsr")
+    if source == "vsr":
+        return {spec.name: None for spec in specs}
+    if source != "paper":
+        fixed = Formula(source).to_dict()
+        return {spec.name: (fixed, fixed["text"]) for spec in specs}
+    from ..datasets import paper_table5
+
+    table = paper_table5(paper_dir)
+    known = dict(zip(table["dataset"], table["formula"], strict=True))
+    missing = [spec.name for spec in specs if spec.name not in known]
+    if missing:
+        raise DataError(f"the paper's Table 5 has no formula for {', '.join(missing)}; leave those datasets out "
+                        f"(--datasets) or give the TN formula as a text (tn_formula)")
+    return {spec.name: (Formula(known[spec.name]).to_dict(), "paper") for spec in specs}
+
+
 def table6_cells(specs: Sequence[DatasetSpec], structures: Mapping[str, tuple[int, ...]], seeds: Sequence[int],
-                 protocol: Mapping[str, Any], boosting: Sequence[str], data_dir: str | None
+                 protocol: Mapping[str, Any], boosting: Sequence[str], data_dir: str | None,
+                 formulas: Mapping[str, tuple[dict[str, Any], str] | None] | None = None
                  ) -> tuple[list[Cell], list[Cell]]:
-    """(VSR cells, then boosting and LN cells; TN cells without their formula yet), dataset by dataset
-    so a worker keeps reusing the dataset it has loaded."""
+    """(Cells that can run now: VSR, boosting, LN, and TN cells of a fixed formula; TN cells waiting
+    for their VSR formula), dataset by dataset so a worker keeps reusing the dataset it has loaded.
+
+    ``formulas`` (from :func:`tn_formulas`; None = VSR's everywhere) fixes the TN formula per dataset;
+    datasets with a fixed formula get no VSR cells.
+    """
     first: list[Cell] = []
     second: list[Cell] = []
+    formulas = formulas or {}
     for spec in specs:
         common = {"test_size": protocol["test_size"], "data": spec.fingerprint}
-        vsr = {seed: vsr_cell(spec, seed, protocol, data_dir) for seed in seeds}
+        fixed = formulas.get(spec.name)
+        vsr = {} if fixed is not None else {seed: vsr_cell(spec, seed, protocol, data_dir) for seed in seeds}
         first.extend(vsr.values())
         for model in boosting:
             settings = dict(protocol["boosting"][model])
@@ -124,15 +163,22 @@ def table6_cells(specs: Sequence[DatasetSpec], structures: Mapping[str, tuple[in
                               protocol["test_size"], settings=settings, settings_hash=digest,
                               data_sha=spec.fingerprint) for seed in seeds)
         for structure, hidden in structures.items():
-            for model, extra, bucket in (("LN", LN_SETTINGS, first), ("TN", TN_SETTINGS, second)):
-                settings = {**protocol["estimator"], **extra}
+            for model in ("LN", "TN"):
+                settings = {**protocol["estimator"], **protocol["ln" if model == "LN" else "tn"]}
                 for seed in seeds:
-                    depends = vsr[seed].settings_hash if model == "TN" else None
+                    extra: dict[str, Any] = {}
+                    if model == "TN" and fixed is not None:
+                        formula, source = fixed
+                        depends: Any = {"formula": formula["text"], "source": source}
+                        extra = {"formula": formula, "formula_source": source}
+                    else:
+                        depends = vsr[seed].settings_hash if model == "TN" else None
                     digest = settings_hash({"model": model, **common, "settings": settings, "hidden": hidden,
                                             "depends": depends})
-                    bucket.append(Cell(spec.name, model, structure, seed, protocol["name"], spec.task, data_dir,
-                                       protocol["test_size"], settings=settings, hidden=tuple(hidden),
-                                       settings_hash=digest, data_sha=spec.fingerprint))
+                    cell = Cell(spec.name, model, structure, seed, protocol["name"], spec.task, data_dir,
+                                protocol["test_size"], settings=settings, hidden=tuple(hidden),
+                                settings_hash=digest, data_sha=spec.fingerprint, **extra)
+                    (second if model == "TN" and fixed is None else first).append(cell)
     return first, second
 
 
@@ -194,6 +240,7 @@ def run_table6(
     retry_errors: bool = False,
     report: bool = True,
     paper_dir: str | os.PathLike | None = None,
+    reuse: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
 ) -> BenchRun:
     """Run (or resume) the Table 6 grid and write ``results.jsonl``, ``report.md`` and figures to ``out``.
 
@@ -203,7 +250,9 @@ def run_table6(
     datasets : names to run; default every table in ``data_dir`` (registered or not).
     structures : names among S1..S5 (default all), or a mapping name -> LN widths.
     seeds : number of seeds (0..N-1) or the seeds themselves.
-    protocol : "fast", "paper" or a dict merged over "fast" (see :mod:`.protocols`).
+    protocol : "fast", "paper" or a dict merged over "fast" (see :mod:`.protocols`). A TN variant
+        changes only ``tn`` / ``tn_formula``, e.g. ``{"name": "fast", "tn": {"basis": "terms"}}`` or
+        ``{"name": "fast", "tn_formula": "x**2"}`` (a fixed formula needs no VSR cells).
     n_jobs, executor, address : workers; ``"local"`` (process pool when ``n_jobs > 1``) or ``"ray"``
         (the cluster at ``address``, else a local Ray with ``n_jobs`` CPUs). Same numbers either way.
         On a Ray cluster every node needs taskneurons installed and ``data_dir`` at the same path;
@@ -214,20 +263,27 @@ def run_table6(
     retry_errors : recompute cells recorded as errors (they are kept, and skipped, by default).
     report : build ``report.md`` and the PNG figures at the end.
     paper_dir : folder of the paper's table5.csv / table6.csv (default: found automatically).
+    reuse : result folders (or ``results.jsonl`` files) of earlier runs: their finished cells that
+        this grid needs, with the same settings hash (same settings, split and data), are copied
+        into ``out`` instead of being computed -- e.g. the LN, VSR and boosting cells for a TN variant.
     """
     start = time.perf_counter()
     settings = resolve_protocol(protocol)
+    check_network_settings(settings)
     shapes = resolve_structures(structures)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     check_run_options(n_jobs, seed_list)
+    sources = reuse_sources(reuse)
     folder = None if data_dir is None else str(Path(data_dir).resolve())
     specs = resolve_datasets(folder, datasets)
     models = available_boosting(boosting, settings)
-    first, second = table6_cells(specs, shapes, seed_list, settings, models, folder)
+    first, second = table6_cells(specs, shapes, seed_list, settings, models, folder,
+                                 tn_formulas(specs, settings, paper_dir))
     expected = {cell.key: cell.settings_hash for cell in (*first, *second)}
     out = Path(out)
     progress = Progress()
     with executor_session(executor, n_jobs, address), open_results(out, expected, retry_errors=retry_errors) as store:
+        n_reused = copy_finished(store, expected, sources)
         n_done_before = sum(key in store for key in expected)
         formulas = _Formulas(second, store, settings["name"], progress)
         # TN cells whose formula is stored already go first; the others follow their VSR cell.
@@ -243,4 +299,5 @@ def run_table6(
             print_table6(console, out, protocol=settings["name"], paper_dir=paper_dir,
                          datasets=[s.name for s in specs], structures=list(shapes))
     return finish_run(out, n_cells=len(expected), n_computed=progress.computed, n_skipped=n_done_before,
-                      n_errors=n_errors, report=report_path, start=start, console=console, unit="cells")
+                      n_errors=n_errors, report=report_path, start=start, console=console, unit="cells",
+                      n_reused=n_reused)

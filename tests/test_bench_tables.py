@@ -283,6 +283,45 @@ def test_a_tn_variant_copies_the_unchanged_cells_and_computes_only_tn(baseline, 
     assert all(record == new[key] for key, record in _by_key(_lines(fresh.results)).items())
 
 
+def test_reuse_replaces_failed_cells_and_says_when_nothing_fits(baseline, data_dir, tmp_path):
+    from rich.console import Console
+
+    records = _lines(baseline.results)
+    failed = dict(next(r for r in records if r["model"] == "LN"))
+    failed.update(status="error", error="RuntimeError: simulated")
+    (tmp_path / "results.jsonl").write_text(json.dumps(failed) + "\n")
+    run = run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=2, protocol=TINY, out=tmp_path,
+                     boosting=["HGB"], reuse=baseline.out, report=False)
+    assert (run.n_reused, run.n_computed, run.n_errors) == (16, 0, 0)
+    assert _by_key(_lines(run.results)) == _by_key(records)
+    # Under another protocol name nothing fits: computed, and the console says why nothing was copied.
+    console = Console(record=True, width=200)
+    run = run_table6(data_dir=data_dir, datasets=["quad"], structures=STRUCTURE, seeds=1,
+                     protocol={**TINY, "name": "tiny2"}, out=tmp_path / "other", boosting=["HGB"],
+                     reuse=baseline.out, report=False, console=console)
+    assert (run.n_reused, run.n_computed) == (0, 4)
+    assert "none of its cells fits this grid" in console.export_text()
+
+
+def test_discovery_runs_in_the_tn_networks_input_space(baseline, data_dir, tmp_path):
+    variant = {**TINY, "tn": {"scale_X": "quantile"}}
+    run = run_table6(data_dir=data_dir, datasets=["quad"], structures=STRUCTURE, seeds=1, protocol=variant,
+                     out=tmp_path, boosting=["HGB"], reuse=baseline.out, report=False)
+    # LN and HGB are copied; VSR rediscovers on quantile-scaled inputs, the TN cell uses that formula.
+    assert (run.n_reused, run.n_computed) == (2, 2)
+    vsr = next(r for r in _lines(run.results) if r["model"] == "VSR")
+    assert vsr["settings_hash"] != next(r for r in _lines(baseline.results) if r["model"] == "VSR")["settings_hash"]
+
+
+def test_a_report_of_mixed_settings_says_so(baseline, data_dir, tmp_path):
+    (tmp_path / "results.jsonl").write_bytes(baseline.results.read_bytes())
+    run_table6(data_dir=data_dir, datasets=["quad"], structures={"U": (5,)}, seeds=1,
+               protocol={**TINY, "tn": {"basis": "terms"}}, out=tmp_path, boosting=["HGB"], report=False)
+    text = build_report(tmp_path).read_text()
+    assert "Network settings: differ between the cells of this folder (1 LN and 2 TN settings)" in text
+    assert "TN settings beyond LN's" not in text
+
+
 def test_a_fixed_tn_formula_runs_without_discovery(baseline, data_dir, tmp_path):
     variant = {**TINY, "tn_formula": "x + x**2"}
     run = run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=2, protocol=variant, out=tmp_path,
@@ -345,10 +384,11 @@ def test_command_line_tn_settings():
     from taskneurons.cli import _tn_protocol
 
     assert _tn_protocol("fast", None, "vsr") == "fast"
-    variant = _tn_protocol("paper", ["basis=terms", "patience=20", "add_linear_term=false", "input_clip=null"],
-                           "x**2")
+    variant = _tn_protocol("paper", ["basis=terms", "patience=20", "add_linear_term=false", "input_clip=null",
+                                     "early_stopping=True", "weight_decay=None", "activation=tanh"], "x**2")
     assert variant == {"name": "paper", "base": "paper", "tn_formula": "x**2",
-                       "tn": {"basis": "terms", "patience": 20, "add_linear_term": False, "input_clip": None}}
+                       "tn": {"basis": "terms", "patience": 20, "add_linear_term": False, "input_clip": None,
+                              "early_stopping": True, "weight_decay": None, "activation": "tanh"}}
     assert resolve_protocol(variant)["estimator"]["batch_size"] == 10  # the paper protocol underneath
     with pytest.raises(DataError, match="is not KEY=VALUE"):
         _tn_protocol("fast", ["basis"], "vsr")
@@ -370,6 +410,9 @@ def test_protocols_and_structures_resolve():
     tiny = resolve_protocol(TINY)
     assert tiny["estimator"]["max_epochs"] == 3 and tiny["estimator"]["optimizer"] == fast["estimator"]["optimizer"]
     assert resolve_protocol("paper")["estimator"]["batch_size"] == 10
+    # a dict named after a built-in protocol is a variant of it, not of "fast"
+    variant = resolve_protocol({"name": "paper", "tn": {"basis": "terms"}})
+    assert variant["estimator"] == resolve_protocol("paper")["estimator"] and variant["tn"]["basis"] == "terms"
     assert resolve_structures(["S4", "S1"]) == {"S4": STRUCTURES["S4"], "S1": STRUCTURES["S1"]}
     with pytest.raises(DataError, match="unknown protocol"):
         resolve_protocol("slow")

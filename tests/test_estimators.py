@@ -252,6 +252,25 @@ def test_bad_training_inputs(X, y, message):
         TaskNeuronRegressor(formula="x", **FAST).fit(X, y)
 
 
+@pytest.mark.parametrize(("params", "message"), [
+    ({"basis": "bogus"}, "basis must be one of"),
+    ({"add_linear_term": "False"}, "add_linear_term must be True or False, got 'False'"),
+    ({"early_stopping": 1}, "early_stopping must be True or False"),
+    ({"learning_rate": -1.0}, "learning_rate must be a positive number"),
+    ({"learning_rate": "0.01"}, "learning_rate must be a positive number"),
+])
+def test_bad_parameters_are_refused_before_any_work(params, message, monkeypatch):
+    import taskneurons.estimators as estimators
+
+    def no_discovery(*args):
+        raise AssertionError("discovery ran before the parameters were checked")
+
+    monkeypatch.setattr(estimators._TaskNeuronBase, "_resolve_formula", no_discovery)
+    X = np.random.default_rng(0).uniform(size=(20, 3))
+    with pytest.raises(ValueError, match=message):
+        TaskNeuronRegressor(**{**FAST, **params}).fit(X, X.sum(axis=1))
+
+
 def test_bad_prediction_inputs_and_labels():
     X = np.random.default_rng(0).uniform(size=(40, 3))
     model = TaskNeuronRegressor(formula="x", **FAST).fit(X, X.sum(1))

@@ -455,7 +455,11 @@ def _split_commas(values: list[str] | None) -> list[str] | None:
 
 
 def _setting_value(text: str):
-    """A ``--tn`` value: a JSON literal (``20``, ``0.01``, ``true``, ``null``, ``[64, 32]``) or else the text."""
+    """A ``--tn`` value: a JSON literal (``20``, ``0.01``, ``true``, ``null``, ``[64, 32]``), Python's
+    ``True`` / ``False`` / ``None``, or else the text itself."""
+    python = {"True": True, "False": False, "None": None}
+    if text in python:
+        return python[text]
     try:
         return json.loads(text)
     except ValueError:

@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import DataError, FormulaError, NumericalError
 from .formula import Formula
+from .nn.layer import BASES
 from .preprocessing import CATEGORICAL_ENCODINGS, SCALINGS, TabularEncoder, TargetScaler, _is_dataframe
 
 __all__ = ["TaskNeuronRegressor", "TaskNeuronClassifier"]
@@ -160,6 +161,15 @@ class _TaskNeuronBase(BaseEstimator):
             raise ValueError(f"batch_size must be a positive integer or 'auto', got {self.batch_size!r}")
         if not (isinstance(self.max_epochs, numbers.Integral) and self.max_epochs > 0):
             raise ValueError(f"max_epochs must be a positive integer, got {self.max_epochs!r}")
+        if self.basis not in BASES:
+            raise ValueError(f"basis must be one of {BASES}, got {self.basis!r}")
+        for name in ("add_linear_term", "early_stopping"):
+            # a string such as "False" would be truthy: refuse it rather than read it as True
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        rate = self.learning_rate
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (0 < rate < float("inf")):
+            raise ValueError(f"learning_rate must be a positive number, got {rate!r}")
         return sizes
 
     def make_encoder(self) -> TabularEncoder:

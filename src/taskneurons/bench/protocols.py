@@ -172,7 +172,8 @@ def resolve_protocol(protocol: str | Mapping[str, Any]) -> dict[str, Any]:
     """A complete protocol dict (deep copy) from a name in :data:`PROTOCOLS` or a partial dict.
 
     A dict must have a ``name``; its other keys replace or (for dict values) update those of
-    ``PROTOCOLS[protocol.get("base", "fast")]``.
+    ``PROTOCOLS[base]``, where ``base`` is the dict's ``"base"``, else its name when that is a built-in
+    protocol (a variant of it), else ``"fast"``.
     """
     if isinstance(protocol, str):
         if protocol not in PROTOCOLS:
@@ -183,7 +184,8 @@ def resolve_protocol(protocol: str | Mapping[str, Any]) -> dict[str, Any]:
     name = protocol.get("name")
     if not isinstance(name, str) or not name or name == "-":
         raise DataError("a protocol dict needs a 'name' (stored in every result's key), e.g. {'name': 'tiny', ...}")
-    base_name = protocol.get("base", DEFAULT_PROTOCOL)
+    # {"name": "paper", "tn": {...}} is a variant of "paper": a built-in name is its own base.
+    base_name = protocol.get("base", name if name in PROTOCOLS else DEFAULT_PROTOCOL)
     if base_name not in PROTOCOLS:
         raise DataError(f"unknown base protocol {base_name!r}; choose one of {', '.join(PROTOCOLS)}")
     unknown = set(protocol) - {*_PROTOCOL_KEYS, "base"}

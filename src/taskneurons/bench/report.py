@@ -18,6 +18,7 @@ through ``matplotlib.figure.Figure`` (no pyplot, no display).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from .store import ResultStore
 
 __all__ = [
     "load_results",
+    "tn_formula_text",
     "table6_summary",
     "outcome_counts",
     "best_structures",
@@ -310,9 +312,9 @@ def _definitions(alpha: float) -> list[str]:
         "- Metric: test MSE on targets min-max scaled with the training targets (regression; lower is better) "
         "or test accuracy (classification; higher is better), on the seed's 80/20 split; mean (sample std) over "
         "seeds. Seed s is the same split, and the same seed, for every model.",
-        "- [params]: learnable parameters; each TN network has at most as many as the LN network of its "
-        "structure (its widths are shrunk by one common factor). A range means the count differed between "
-        "seeds (each seed discovers its own formula).",
+        "- [params]: learnable parameters; with `parameter_budget='linear'` each TN network has at most as "
+        "many as the LN network of its structure (its widths are shrunk by one common factor). A range means "
+        "the count differed between seeds (with VSR's formulas each seed discovers its own).",
         "- Δ: mean over seeds of the paired difference, oriented so that positive means TN is better "
         "(LN − TN for MSE, TN − LN for accuracy); Δ% is Δ relative to the LN mean.",
         f"- win / loss: a two-sided paired t-test over the seeds gives p < {alpha} and the mean difference "
@@ -504,22 +506,34 @@ def _settings_of(frame: pd.DataFrame, protocol: str) -> dict[str, dict | str]:
         order = sorted(shapes["structure"], key=_structure_order)
         widths = dict(zip(shapes["structure"], shapes["hidden"], strict=True))
         out["Structures (LN hidden widths)"] = {s: tuple(widths[s] or ()) for s in order}
-    ln = cells[cells["model"] == "LN"]["settings"].dropna()
-    if len(ln):
-        out["Network settings (LN)"] = ln.iloc[0]
-    tn = cells[cells["model"] == "TN"]["settings"].dropna()
-    if len(tn):
-        extra = {k: v for k, v in tn.iloc[0].items() if not len(ln) or ln.iloc[0].get(k) != v}
-        out["TN settings beyond LN's"] = extra
-    formula = _tn_formula_text(cells[(cells["model"] == "TN") & (cells["status"] == "ok")])
+    ln = _distinct(cells[cells["model"] == "LN"]["settings"])
+    tn = _distinct(cells[cells["model"] == "TN"]["settings"])
+    if len(ln) > 1 or len(tn) > 1:
+        # e.g. a TN variant run into the folder of a run of other datasets: say so, don't show one of them
+        out["Network settings"] = (f"differ between the cells of this folder ({len(ln)} LN and {len(tn)} TN "
+                                   "settings); see `settings` in results.jsonl")
+    elif ln or tn:
+        if ln:
+            out["Network settings (LN)"] = ln[0]
+        if tn:
+            out["TN settings beyond LN's"] = {k: v for k, v in tn[0].items() if not ln or ln[0].get(k) != v}
+    formula = tn_formula_text(cells[(cells["model"] == "TN") & (cells["status"] == "ok")])
     if formula:
         out["TN formula"] = formula
     return out
 
 
-def _tn_formula_text(tn: pd.DataFrame) -> str:
-    """How a run chose its TN formula, when not by VSR per (dataset, seed) (records before the
-    ``formula_source`` field were all VSR's)."""
+def _distinct(settings: pd.Series) -> list[dict]:
+    """The different settings dicts among records, in order of appearance."""
+    seen: dict[str, dict] = {}
+    for value in settings.dropna():
+        seen.setdefault(json.dumps(value, sort_keys=True, default=str), value)
+    return list(seen.values())
+
+
+def tn_formula_text(tn: pd.DataFrame) -> str:
+    """How the TN records ``tn`` got their formula, or "" when by VSR per (dataset, seed) (records
+    before the ``formula_source`` field were all VSR's)."""
     if "formula_source" not in tn or tn["formula_source"].fillna("vsr").eq("vsr").all():
         return ""
     sources = set(tn["formula_source"].dropna())

@@ -5,7 +5,8 @@
 * :func:`open_results` opens ``<out>/results.jsonl`` and refuses to resume cells that were
   computed with other settings (their stored ``settings_hash`` differs), and optionally drops
   error cells so they are computed again.
-* :func:`copy_finished` copies finished cells of earlier runs (``--reuse``) that a grid needs.
+* :func:`reusable_cells` finds the finished cells of earlier runs (``--reuse``) that a grid needs;
+  :func:`copy_cells` adds them to the store.
 * :func:`execute` runs the missing cells on the chosen executor and streams each record to the
   store as it arrives.
 """
@@ -16,7 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from .executors import EXECUTORS, check_n_jobs, run_cells
 from .store import ResultStore, _parse_line, cell_key
 
 __all__ = ["DatasetSpec", "resolve_datasets", "open_results", "execute", "executor_session", "RESULTS_FILE",
-           "reuse_sources", "copy_finished"]
+           "reuse_sources", "reusable_cells", "copy_cells"]
 
 RESULTS_FILE = "results.jsonl"
 
@@ -111,10 +112,11 @@ def _drop_keys(path: Path, keys: set[tuple]) -> None:
 
 
 @contextlib.contextmanager
-def open_results(out: str | os.PathLike, expected: dict[tuple, str], *, retry_errors: bool = False
-                 ) -> Iterator[ResultStore]:
+def open_results(out: str | os.PathLike, expected: dict[tuple, str], *, retry_errors: bool = False,
+                 replace: Collection[tuple] = ()) -> Iterator[ResultStore]:
     """Open (and lock) ``<out>/results.jsonl`` for a grid whose cells have the ``expected`` hashes;
-    a context manager yielding the open :class:`ResultStore`.
+    a context manager yielding the open :class:`ResultStore`. Failed cells of the keys in ``replace``
+    are dropped (finished copies from ``--reuse`` are about to take their place).
 
     Raises
     ------
@@ -127,7 +129,8 @@ def open_results(out: str | os.PathLike, expected: dict[tuple, str], *, retry_er
         errors = {key for key in done if store.get(key).get("status") != "ok"}
         # Failed cells hold no result to protect: those of other settings or data (e.g. a fixed
         # data file) are always recomputed, the others under retry_errors.
-        drop = {key for key in errors if retry_errors or store.get(key).get("settings_hash") != expected[key]}
+        drop = {key for key in errors
+                if retry_errors or key in replace or store.get(key).get("settings_hash") != expected[key]}
         stale = [(key, store.get(key).get("settings_hash")) for key in done
                  if key not in errors and store.get(key).get("settings_hash") != expected[key]]
         if stale:
@@ -135,8 +138,9 @@ def open_results(out: str | os.PathLike, expected: dict[tuple, str], *, retry_er
             raise DataError(
                 f"{len(stale)} finished cell(s) in {store.path} were computed with other settings or other data "
                 f"than this run's (e.g. {dict(zip(('dataset', 'model', 'structure', 'seed', 'protocol'), key, strict=True))}: "
-                f"settings {old} there, {expected[key]} now). Use another --out folder (or another protocol "
-                f"name), or delete those lines to recompute them")
+                f"settings {old} there, {expected[key]} now). Use another --out folder (for a variant of "
+                f"a finished run: another --out, with --reuse {Path(out)} to copy the unchanged cells), "
+                f"or delete those lines to recompute them")
         if drop:
             store.close()
             _drop_keys(store.path, drop)
@@ -162,20 +166,30 @@ def reuse_sources(reuse: str | os.PathLike | Sequence[str | os.PathLike] | None)
     return files
 
 
-def copy_finished(store: ResultStore, expected: dict[tuple, str], sources: Sequence[Path]) -> int:
-    """Copy into ``store`` the finished ("ok") cells of ``sources`` that this grid expects and lacks,
-    when their settings hash is the expected one (same settings, split and data); returns how many.
+def reusable_cells(sources: Sequence[Path], expected: dict[tuple, str]
+                   ) -> tuple[dict[tuple, dict[str, Any]], dict[Path, int]]:
+    """The finished ("ok") cells of ``sources`` that a grid expects, with the expected settings hash
+    (same settings, split and data; the first source holding a key wins), and how many each source gave.
 
-    Nothing else is taken: cells of other settings, failed cells and cells this grid does not have.
+    Nothing else is taken: cells of other settings or another protocol name, failed cells, and
+    cells the grid does not have.
     """
-    copied = 0
+    cells: dict[tuple, dict[str, Any]] = {}
+    given: dict[Path, int] = {}
     for source in sources:
+        given[source] = 0
         for record in ResultStore.read(source):
             key = cell_key(record)
-            if (key in expected and key not in store and record.get("status") == "ok"
-                    and record.get("settings_hash") == expected[key] and store.add(record)):
-                copied += 1
-    return copied
+            if (key in expected and key not in cells and record.get("status") == "ok"
+                    and record.get("settings_hash") == expected[key]):
+                cells[key] = record
+                given[source] += 1
+    return cells, given
+
+
+def copy_cells(store: ResultStore, cells: Mapping[tuple, dict[str, Any]]) -> int:
+    """Add to ``store`` the ``cells`` (from :func:`reusable_cells`) it does not hold; returns how many."""
+    return sum(store.add(record) for key, record in cells.items() if key not in store)
 
 
 @contextlib.contextmanager

@@ -32,11 +32,12 @@ from .runner import (
     DatasetSpec,
     Progress,
     check_run_options,
-    copy_finished,
+    copy_cells,
     execute,
     executor_session,
     open_results,
     resolve_datasets,
+    reusable_cells,
     reuse_sources,
 )
 
@@ -100,8 +101,10 @@ def available_boosting(boosting: bool | Sequence[str], protocol: Mapping[str, An
 
 
 def vsr_cell(spec: DatasetSpec, seed: int, protocol: Mapping[str, Any], data_dir: str | None) -> Cell:
-    """The discovery cell of (dataset, seed); shared by Table 5 and Table 6 runs of a protocol."""
-    encoder = encoder_settings(protocol["estimator"])
+    """The discovery cell of (dataset, seed); shared by Table 5 and Table 6 runs of a protocol.
+
+    It discovers in the input space of the TN networks (``tn`` may change their encoding)."""
+    encoder = encoder_settings({**protocol["estimator"], **protocol.get("tn", {})})
     settings = dict(protocol["vsr"])
     digest = settings_hash({"model": "VSR", "test_size": protocol["test_size"], "encoder": encoder,
                             "settings": settings, "data": spec.fingerprint})
@@ -282,8 +285,15 @@ def run_table6(
     expected = {cell.key: cell.settings_hash for cell in (*first, *second)}
     out = Path(out)
     progress = Progress()
-    with executor_session(executor, n_jobs, address), open_results(out, expected, retry_errors=retry_errors) as store:
-        n_reused = copy_finished(store, expected, sources)
+    reusable, given = reusable_cells(sources, expected)
+    if console is not None:
+        for source, count in given.items():
+            if not count:
+                console.print(f"--reuse {source.parent}: none of its cells fits this grid (a cell is reused only "
+                              f"under the same protocol name, settings and data)")
+    with executor_session(executor, n_jobs, address), \
+            open_results(out, expected, retry_errors=retry_errors, replace=reusable.keys()) as store:
+        n_reused = copy_cells(store, reusable)
         n_done_before = sum(key in store for key in expected)
         formulas = _Formulas(second, store, settings["name"], progress)
         # TN cells whose formula is stored already go first; the others follow their VSR cell.

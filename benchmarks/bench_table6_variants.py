@@ -10,13 +10,17 @@ reads the base run and the variant folders and writes one Markdown table set:
    t-test over seeds (win = the base TN better);
 3. per dataset, the TN mean over the five structures of each run, beside LN's.
 
-Run the variants first (about 15 min each on 2 cores), e.g.::
+Run the variants first (14-19 min each on 2 cores); the committed ones are::
 
     V=docs/results/table6_variants; B=docs/results/table6
-    taskneurons bench table6 --data-dir ../shared/datasets/paper --n-jobs 2 --reuse $B --tn-formula paper --out $V/paper_formula
-    taskneurons bench table6 --data-dir ../shared/datasets/paper --n-jobs 2 --reuse $B --tn-formula 'x**2' --out $V/quadratic
-    taskneurons bench table6 --data-dir ../shared/datasets/paper --n-jobs 2 --reuse $B --tn basis=terms --out $V/terms_basis
-    python benchmarks/bench_table6_variants.py --base $B --variants $V/paper_formula $V/quadratic $V/terms_basis
+    RUN="taskneurons bench table6 --data-dir ../shared/datasets/paper --n-jobs 2 --reuse $B"
+    $RUN --tn-formula paper --out $V/paper_formula
+    $RUN --tn-formula 'x**2' --out $V/quadratic
+    $RUN --tn basis=terms --out $V/terms_basis
+    $RUN --tn add_linear_term=false --out $V/no_linear_term
+    $RUN --tn parameter_budget=null --out $V/no_budget
+    python benchmarks/bench_table6_variants.py --base $B --variants $V/paper_formula $V/quadratic \
+        $V/terms_basis $V/no_linear_term $V/no_budget
 """
 
 from __future__ import annotations

@@ -500,7 +500,7 @@ def _outcomes_figure(summary: pd.DataFrame, path: Path, alpha: float) -> None:
 def _settings_of(frame: pd.DataFrame, protocol: str) -> dict[str, dict | str]:
     """What the records say about how they were made: structures, LN and TN settings, TN formula."""
     cells = frame[frame["protocol"] == protocol]
-    out: dict[str, dict] = {}
+    out: dict[str, dict | str] = {}
     shapes = cells[cells["model"] == "LN"].drop_duplicates("structure")
     if len(shapes):
         order = sorted(shapes["structure"], key=_structure_order)

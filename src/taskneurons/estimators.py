@@ -32,6 +32,7 @@ from .errors import DataError, FormulaError, NumericalError
 from .formula import Formula
 from .nn.layer import BASES
 from .preprocessing import CATEGORICAL_ENCODINGS, SCALINGS, TabularEncoder, TargetScaler, _is_dataframe
+from .training import check_learning_rate
 
 __all__ = ["TaskNeuronRegressor", "TaskNeuronClassifier"]
 
@@ -167,9 +168,7 @@ class _TaskNeuronBase(BaseEstimator):
             # a string such as "False" would be truthy: refuse it rather than read it as True
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        rate = self.learning_rate
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (0 < rate < float("inf")):
-            raise ValueError(f"learning_rate must be a positive number, got {rate!r}")
+        check_learning_rate(self.learning_rate)  # fit_module checks it too, but only after discovery
         return sizes
 
     def make_encoder(self) -> TabularEncoder:
@@ -512,7 +511,7 @@ class TaskNeuronClassifier(ClassifierMixin, _TaskNeuronBase):
         codes = self._label_encoder.fit_transform(y)
         self.classes_ = self._label_encoder.classes_
         if len(self.classes_) < 2:
-            raise DataError(f"y has only one class ({self.classes_[:1].tolist()[0]!r}); a classifier needs at least two")
+            raise DataError(f"y has only one class ({self.classes_.tolist()[0]!r}); a classifier needs at least two")
         n_samples, n_classes = len(codes), len(self.classes_)
         if n_samples > 20 and n_classes > round(0.5 * n_samples):  # scikit-learn's own threshold, as an error
             raise DataError(f"y has {n_classes} classes for {n_samples} samples: most classes have a single "

@@ -28,6 +28,7 @@ callbacks follow a small protocol (:class:`Callback`), in the spirit of skorch's
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -828,6 +829,13 @@ class _FunctionCallback(Callback):
         return self.fn(epoch, record, module)
 
 
+def check_learning_rate(learning_rate: Any) -> None:
+    """Refuse a learning rate that is not a positive, finite real number (booleans and text included)."""
+    if (isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real)
+            or not 0 < learning_rate < math.inf):
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}.")
+
+
 def _check_params(*, batch_size, max_epochs, learning_rate, validation_fraction, patience, min_delta,
                   max_recoveries, recovery_factor, eval_batch_size, clip_grad_norm) -> None:
     def need(ok: bool, text: str) -> None:
@@ -838,8 +846,7 @@ def _check_params(*, batch_size, max_epochs, learning_rate, validation_fraction,
          f"batch_size must be an integer >= 1, got {batch_size!r}.")
     need(isinstance(max_epochs, (int, np.integer)) and max_epochs >= 1,
          f"max_epochs must be an integer >= 1, got {max_epochs!r}.")
-    need(learning_rate > 0 and math.isfinite(learning_rate),
-         f"learning_rate must be a positive number, got {learning_rate!r}.")
+    check_learning_rate(learning_rate)
     need(0 < validation_fraction < 1, f"validation_fraction must be in (0, 1), got {validation_fraction!r}.")
     need(isinstance(patience, (int, np.integer)) and patience >= 1,
          f"patience must be an integer >= 1, got {patience!r}.")

@@ -311,7 +311,7 @@ class VSR(RegressorMixin, BaseEstimator):
             self.classes_, codes = np.unique(y_arr, return_inverse=True)
             n_classes = len(self.classes_)
             if n_classes < 2:
-                raise DataError(f"y has one class only ({self.classes_[:1].tolist()[0]!r}); classification needs at least 2")
+                raise DataError(f"y has one class only ({self.classes_.tolist()[0]!r}); classification needs at least 2")
             if n_samples > 20 and n_classes > round(0.5 * n_samples):  # scikit-learn's threshold, as an error
                 raise DataError(f"y has {n_classes} classes for {n_samples} samples: most classes have a single "
                                 "example, too few to fit a formula to. If y is a measured quantity use "

@@ -9,9 +9,9 @@ reads the base run and the variant folders and writes one Markdown table set:
 2. every variant's TN against the base run's TN, per (dataset, structure), with the same paired
    t-test over seeds (win = the base TN better);
 3. per dataset, the TN mean over the five structures of each run, beside LN's;
-4. an upper bound: the strict TN >= LN count when each dataset takes the run that is best *on its
-   test sets* -- a choice no honest method can make, so no per-dataset pick among these neurons
-   can do better (for a choice of one run per dataset).
+4. an upper bound: the strict TN >= LN count when each dataset takes the run that is best on its
+   test sets. That is selection on the test sets, so no rule that picks one of these runs per
+   dataset can do better.
 
 Run the variants first (14-19 min each on 2 cores); the committed ones are::
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -134,6 +135,61 @@ def test_a_worker_that_dies_is_reported_with_what_to_do():
     # os._exit ends the worker process at once, as the out-of-memory killer would.
     with pytest.raises(WorkerError, match="worker process died.*run the same command again to resume"):
         run_cells([3, 3], os._exit, on_result=print, n_jobs=2)
+
+
+def _live_pool_workers(parent_pid):
+    """PIDs of the live process-pool workers (spawned by multiprocessing) whose parent is ``parent_pid``."""
+    workers = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except OSError:  # ended while we looked
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == parent_pid and state != "Z" and b"spawn_main" in cmdline:
+            workers.append(int(entry))
+    return workers
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers through /proc")
+def test_pool_workers_end_when_the_coordinator_is_killed():
+    # Each cell would sleep 10 minutes: only the parent watch can end the workers within the test.
+    script = ("import time\nfrom taskneurons.bench.executors import run_cells\n"
+              "run_cells([600, 600, 600], time.sleep, on_result=print, n_jobs=2)\n")
+    coordinator = subprocess.Popen([sys.executable, "-c", script])
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(workers) < 2:
+            assert coordinator.poll() is None, "the coordinator ended before it could be killed"
+            time.sleep(0.2)
+            workers = _live_pool_workers(coordinator.pid)
+        assert len(workers) == 2, "the pool's two workers did not start"
+        coordinator.kill()
+        coordinator.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers), "pool workers outlived their killed coordinator"
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, 9)
 
 
 def test_bad_executor_arguments():

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -109,7 +112,7 @@ def check_n_jobs(n_jobs: Any) -> None:
 def _run_pool(payloads, function, handle, n_jobs) -> None:
     # "spawn": forking a process that already runs torch threads can deadlock the children.
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=context, initializer=_exit_with_parent)
     # Only a few cells are queued at a time, so follow-up cells start next and Ctrl-C has
     # little to cancel.
     queue = deque(payloads)
@@ -130,6 +133,25 @@ def _run_pool(payloads, function, handle, n_jobs) -> None:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _exit_with_parent() -> None:
+    """Pool worker initializer: end this worker as soon as the coordinating process is gone.
+
+    A coordinator killed with SIGKILL (or by the out-of-memory killer) cannot stop its pool, and
+    its workers would go on with the cells in flight and those already queued to them -- minutes
+    of work per cell under the paper protocol, competing with the re-run for the CPUs, for
+    results nobody can receive. The parent's sentinel becomes ready when the parent exits.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="taskneurons-exit-with-parent", daemon=True).start()
 
 
 def _call(function: Callable[[Any], Any], payload: Any) -> Any:

@@ -156,6 +156,13 @@ def _live_pool_workers(parent_pid):
     return workers
 
 
+def _watching(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) >= 2
+    except OSError:
+        return False
+
+
 def _alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -173,11 +180,14 @@ def test_pool_workers_end_when_the_coordinator_is_killed():
     workers = []
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(workers) < 2:
+        # Wait until both workers run their watch thread (2 threads each), so that the kill below
+        # tests the watch rather than a worker still starting up.
+        while time.monotonic() < deadline and (len(workers) < 2 or not all(map(_watching, workers))):
             assert coordinator.poll() is None, "the coordinator ended before it could be killed"
             time.sleep(0.2)
             workers = _live_pool_workers(coordinator.pid)
-        assert len(workers) == 2, "the pool's two workers did not start"
+        assert len(workers) == 2 and all(map(_watching, workers)), \
+            "the pool's two workers did not start, each with its parent-watch thread"
         coordinator.kill()
         coordinator.wait(timeout=30)
         deadline = time.monotonic() + 30

@@ -137,36 +137,40 @@ def test_a_worker_that_dies_is_reported_with_what_to_do():
         run_cells([3, 3], os._exit, on_result=print, n_jobs=2)
 
 
+def _state_and_parent(pid):
+    """``(state, parent pid)`` of a process from /proc, or None when it no longer exists."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state, ppid = fh.read().rsplit(")", 1)[1].split()[:2]
+    except OSError:
+        return None
+    return state, int(ppid)
+
+
+def _alive(pid):
+    found = _state_and_parent(pid)
+    return found is not None and found[0] != "Z"  # a zombie has ended
+
+
 def _live_pool_workers(parent_pid):
     """PIDs of the live process-pool workers (spawned by multiprocessing) whose parent is ``parent_pid``."""
     workers = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        found = _state_and_parent(entry)
+        if found is None or found[1] != parent_pid or found[0] == "Z":
             continue
         try:
-            with open(f"/proc/{entry}/stat") as fh:
-                stat = fh.read()
             with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                cmdline = fh.read()
+                if b"spawn_main" in fh.read():
+                    workers.append(int(entry))
         except OSError:  # ended while we looked
             continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == parent_pid and state != "Z" and b"spawn_main" in cmdline:
-            workers.append(int(entry))
     return workers
 
 
 def _watching(pid):
     try:
         return len(os.listdir(f"/proc/{pid}/task")) >= 2
-    except OSError:
-        return False
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
 

@@ -13,9 +13,10 @@ On reference inputs every term then contributes the same variance, and the outpu
 whatever K and whichever terms (of finite second moment: not 1/x). This is the ``basis="terms"``
 layout; an orthonormal basis is normalised on U(-1, 1) by construction (see TaskLinear). For
 ``formula="x"`` (K = 1, m = 1) nothing is rescaled, so the weights are drawn from ``nn.Linear``'s
-distribution, number for number given the same random stream. On inputs smaller than unit scale (|x| <= 1, min-max scaled data, most hidden
-activations) the higher powers start small relative to the linear term: the safe direction, since
-a deep stack of x**7 neurons can only blow up when its inputs exceed 1.
+distribution, number for number given the same random stream. On inputs smaller than unit scale
+(|x| <= 1, min-max scaled data, most hidden activations) the higher powers start small relative to
+the linear term: the safe direction, since a deep stack of x**7 neurons can only blow up when its
+inputs exceed 1.
 """
 
 from __future__ import annotations

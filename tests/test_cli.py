@@ -101,6 +101,19 @@ def test_fit_regression_table(regression_csv, capfd):
     assert "neuron formula: x**2 + x" in result.stdout and "r2" in result.stdout
 
 
+def test_fit_with_term_weights_per_input_saves_a_factored_network(regression_csv, tmp_path, capfd):
+    model_path = tmp_path / "m.tn"
+    result = InProcess(capfd)("fit", regression_csv, "--target", "target", "--hidden", "8", "--max-epochs", "5",
+                              "--formula", "x**2 + x", "--term-weights", "per_input", "--out", model_path, "--quiet")
+    assert result.returncode == 0, result.stderr
+    from taskneurons import load
+    from taskneurons.nn import FactoredTaskLinear
+
+    assert isinstance(load(model_path).network_[0], FactoredTaskLinear)
+    bad = InProcess(capfd)("fit", regression_csv, "--term-weights", "shared")
+    assert bad.returncode == 2 and "per_input" in bad.stderr
+
+
 def test_bad_input_in_a_subprocess_gives_one_line_and_no_traceback(tmp_path):
     assert_clean_error(run("discover", tmp_path / "missing.csv"), "no such file")
     usage = run("fit", tmp_path / "missing.csv", "--bogus")

@@ -52,6 +52,11 @@ class Scale(str, Enum):
     none = "none"
 
 
+class TermWeights(str, Enum):
+    per_neuron = "per_neuron"
+    per_input = "per_input"
+
+
 # -- shared options ----------------------------------------------------------------------------
 DataArg = Annotated[Path, typer.Argument(metavar="DATA", help="A .csv, .csv.gz or .parquet table with a "
                                          "header row.", show_default=False)]
@@ -256,6 +261,9 @@ def fit(
     formula: Annotated[str, typer.Option(help="auto (discover it), a formula such as '2*x**2 + x', or x "
                                               "for ordinary linear neurons.")] = "auto",
     hidden: Annotated[str, typer.Option(help="Hidden layer widths, comma-separated.")] = "64,32",
+    term_weights: Annotated[TermWeights, typer.Option(
+        help="per_neuron: every neuron weighs every (term, input), the paper's layer; per_input: each input "
+             "runs through its own fitted copy of the formula, then a linear layer.")] = TermWeights.per_neuron,
     max_epochs: Annotated[int, typer.Option(help="Upper bound on training epochs (early stopping).")] = 200,
     test_size: Annotated[float, typer.Option(help="Fraction of rows held out for the reported metrics.")] = 0.2,
     compare: Annotated[bool, typer.Option("--compare/--no-compare",
@@ -288,7 +296,7 @@ def fit(
     Estimator = TaskNeuronClassifier if resolved == "classification" else TaskNeuronRegressor
     settings = {"hidden_layer_sizes": sizes, "max_epochs": max_epochs, "random_state": seed, "device": device,
                 "verbose": not (quiet or json_output)}
-    model = Estimator(formula=formula, **settings).fit(X_train, y_train)
+    model = Estimator(formula=formula, term_weights=term_weights.value, **settings).fit(X_train, y_train)
     results = {"TN" if formula != "x" else "LN": _evaluate(model, X_test, y_test, resolved)}
     if compare and formula != "x":
         baseline = Estimator(formula="x", **settings).fit(X_train, y_train)

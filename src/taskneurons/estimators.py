@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .errors import DataError, FormulaError, NumericalError
 from .formula import Formula
 from .nn.layer import BASES
+from .nn.mlp import TERM_WEIGHTS
 from .preprocessing import CATEGORICAL_ENCODINGS, SCALINGS, TabularEncoder, TargetScaler, _is_dataframe
 from .training import check_learning_rate
 
@@ -89,6 +90,7 @@ class _TaskNeuronBase(BaseEstimator):
         vsr: Any = None,
         task_layers: str = "first",
         basis: str = "orthonormal",
+        term_weights: str = "per_neuron",
         add_linear_term: bool = True,
         binary_inputs: str = "linear",
         parameter_budget: str | int | None = None,
@@ -113,6 +115,7 @@ class _TaskNeuronBase(BaseEstimator):
         self.vsr = vsr
         self.task_layers = task_layers
         self.basis = basis
+        self.term_weights = term_weights
         self.add_linear_term = add_linear_term
         self.binary_inputs = binary_inputs
         self.parameter_budget = parameter_budget
@@ -164,6 +167,8 @@ class _TaskNeuronBase(BaseEstimator):
             raise ValueError(f"max_epochs must be a positive integer, got {self.max_epochs!r}")
         if self.basis not in BASES:
             raise ValueError(f"basis must be one of {BASES}, got {self.basis!r}")
+        if self.term_weights not in TERM_WEIGHTS:
+            raise ValueError(f"term_weights must be one of {TERM_WEIGHTS}, got {self.term_weights!r}")
         for name in ("add_linear_term", "early_stopping"):
             # a string such as "False" would be truthy: refuse it rather than read it as True
             if not isinstance(getattr(self, name), (bool, np.bool_)):
@@ -247,7 +252,8 @@ class _TaskNeuronBase(BaseEstimator):
             return sizes
         if budget == "linear":
             budget = count_parameters(n_in, sizes, n_out, "x")
-        return match_parameters(n_in, n_out, sizes, formulas, budget=budget, linear_inputs=linear_inputs)
+        return match_parameters(n_in, n_out, sizes, formulas, budget=budget, linear_inputs=linear_inputs,
+                                term_weights=self.term_weights)
 
     # -- fitting ------------------------------------------------------------------------------
     def _fit(self, X, y):
@@ -280,7 +286,7 @@ class _TaskNeuronBase(BaseEstimator):
         generator = torch.Generator().manual_seed(seed_init)
         network = TaskMLP(X_scaled.shape[1], list(self.hidden_layer_sizes_), n_out, formulas,
                           activation=self.activation, generator=generator, basis=self.basis,
-                          linear_inputs=self.linear_inputs_)
+                          linear_inputs=self.linear_inputs_, term_weights=self.term_weights)
         self._check_initial_network(network, X_scaled)
         batch_size = self.batch_size if self.batch_size != "auto" else int(np.clip(len(X_scaled) // 64, 32, 1024))
         result = fit_module(
@@ -368,6 +374,15 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
         How task-based layers parameterise the span of the formula's terms (see
         :class:`~taskneurons.nn.TaskLinear`): "orthonormal" decorrelates x, x**3, x**5 ... on
         [-1, 1], which trains far better than the raw powers; the function class is the same.
+    term_weights : {"per_neuron", "per_input"}, default "per_neuron"
+        ``"per_neuron"`` is the paper's task-based layer: every neuron learns its own weight for
+        every (term, input), ``y = b + sum_k W_k phi_k(x)``, K times the weights of a linear
+        layer. ``"per_input"`` (:class:`~taskneurons.nn.FactoredTaskLinear`): every input runs
+        through its own copy of the formula, ``g_i(x) = x + sum_k a_ki psi_k(x)`` with
+        coefficients learned per input and shared by the layer's neurons, then a linear layer
+        (``W_k = W diag(a_k)``). It costs K - 1 parameters per input, so under
+        ``parameter_budget`` the network keeps almost the linear network's width, and it starts
+        as exactly that linear network (``a = 0``).
     add_linear_term : bool, default True
         Add the term x to the neuron when the formula lacks it, so a task-based neuron can
         always represent what a linear neuron does.
@@ -437,12 +452,13 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
     _is_classifier = False
 
     def __init__(self, hidden_layer_sizes=(64, 32), formula="auto", *, vsr=None, task_layers="first",
-                 basis="orthonormal", add_linear_term=True, binary_inputs="linear", parameter_budget=None, activation="relu", optimizer="adam", learning_rate=1e-3,
+                 basis="orthonormal", term_weights="per_neuron", add_linear_term=True, binary_inputs="linear",
+                 parameter_budget=None, activation="relu", optimizer="adam", learning_rate=1e-3,
                  weight_decay=0.0, batch_size="auto", max_epochs=200, early_stopping=True,
                  validation_fraction=0.1, patience=20, scale_X="minmax", scale_y="standard",
                  categorical="onehot", input_clip="auto", random_state=None, device="auto", verbose=False):
         super().__init__(
-            hidden_layer_sizes, formula, vsr=vsr, task_layers=task_layers, basis=basis,
+            hidden_layer_sizes, formula, vsr=vsr, task_layers=task_layers, basis=basis, term_weights=term_weights,
             add_linear_term=add_linear_term, binary_inputs=binary_inputs, parameter_budget=parameter_budget,
             activation=activation, optimizer=optimizer, learning_rate=learning_rate,
             weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,

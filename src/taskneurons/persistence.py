@@ -324,7 +324,8 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
                              "leaving at least one for the formula")
     network = TaskMLP(n_in, list(estimator.hidden_layer_sizes_), n_out, estimator.layer_formulas_,
                       activation=params.get("activation", "relu"), basis=params.get("basis", "terms"),
-                      dtype=dtype, linear_inputs=estimator.linear_inputs_)
+                      dtype=dtype, linear_inputs=estimator.linear_inputs_,
+                      term_weights=params.get("term_weights", "per_neuron"))  # absent in older files
     network.load_state_dict(state, strict=True)
     estimator.network_ = network.train(False)
     estimator.n_parameters_ = int(fitted["n_parameters"])

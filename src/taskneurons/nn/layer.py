@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -170,21 +170,8 @@ class TaskLinear(nn.Module):
     # -- set-up -------------------------------------------------------------------------------
     def _build_plan(self) -> None:
         """Fix, once, the order of operations forward runs (so forward has no decisions to make)."""
-        degrees = [t.power for t in self.terms if t.power is not None]
-        # Record the products power_chain performs by running it on a recording stand-in.
-        steps: list[tuple[int, int, int]] = []
-        power_chain(_PowerRecorder(1, steps), degrees)
-        self._power_steps: tuple[tuple[int, int, int], ...] = tuple(steps)
-        plan = []
-        start = 0
-        for term in self.terms:
-            stop = start + len(term.constants)
-            plan.append((term.power, term.program, start, stop))
-            start = stop
-        self._term_plan: tuple[tuple[int | None, tuple, int, int], ...] = tuple(plan)
+        self._plan = term_plan(self.terms)
         self._identity = self.n_terms == 1 and self.terms[0].power == 1
-        # Polynomial layers (the common case) skip the general term loop.
-        self._degrees: tuple[int, ...] | None = tuple(degrees) if len(degrees) == self.n_terms else None
         self._functions = torch_functions()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -247,19 +234,7 @@ class TaskLinear(nn.Module):
                             "dimension or build the layer with the right in_features")
         if self._identity:
             return input
-        powers = {1: input}
-        for k, a, b in self._power_steps:
-            powers[k] = powers[a] * powers[b]
-        if self._degrees is not None:
-            return torch.cat([powers[k] for k in self._degrees], dim=-1)
-        constants = self.inner_constants.unbind(0) if self.inner_constants is not None else ()
-        pieces = []
-        for power, program, start, stop in self._term_plan:
-            if power is not None:
-                pieces.append(powers[power])
-            else:
-                pieces.append(evaluate_program(program, input, constants[start:stop], self._functions))
-        return torch.cat(pieces, dim=-1)
+        return torch.cat(term_values(input, self._plan, self.inner_constants, self._functions), dim=-1)
 
     # -- views and helpers --------------------------------------------------------------------
     def term_weight(self, k: int) -> Tensor:
@@ -271,7 +246,7 @@ class TaskLinear(nn.Module):
 
     def term_constants(self, k: int) -> Tensor | None:
         """Inner constants of term ``k``, shape ``(n_constants_k, in_features)`` (a view), or None."""
-        _, _, start, stop = self._term_plan[k]
+        _, _, start, stop = self._plan.terms[k]
         if start == stop or self.inner_constants is None:
             return None
         return self.inner_constants[start:stop]
@@ -310,6 +285,53 @@ def _check_width(name: str, value: Any) -> int:
         raise ValueError(f"{name} must be a positive integer, got {value}; a layer needs at least one "
                          "input and one output feature")
     return value
+
+
+class TermPlan(NamedTuple):
+    """How a layer evaluates its terms, fixed once so that forward has no decisions to make."""
+
+    #: products ``(k, a, b)``: x**k = x**a * x**b, in order
+    powers: tuple[tuple[int, int, int], ...]
+    #: per term ``(power or None, program, first inner constant, last + 1)``
+    terms: tuple[tuple[int | None, tuple, int, int], ...]
+    #: the terms' degrees when every term is a power (polynomial layers skip the term loop), else None
+    degrees: tuple[int, ...] | None
+
+
+def term_plan(terms: tuple[Term, ...]) -> TermPlan:
+    """The order of operations that evaluates ``terms`` (see :func:`term_values`), fixed once per layer."""
+    degrees = [t.power for t in terms if t.power is not None]
+    # Record the products power_chain performs by running it on a recording stand-in.
+    steps: list[tuple[int, int, int]] = []
+    power_chain(_PowerRecorder(1, steps), degrees)
+    plan = []
+    start = 0
+    for term in terms:
+        stop = start + len(term.constants)
+        plan.append((term.power, term.program, start, stop))
+        start = stop
+    return TermPlan(tuple(steps), tuple(plan), tuple(degrees) if len(degrees) == len(terms) else None)
+
+
+def term_values(input: Tensor, plan: TermPlan, inner_constants: Tensor | None, functions) -> list[Tensor]:
+    """``[phi_1(x), ..., phi_K(x)]``, each shaped like ``input``, from a :func:`term_plan`.
+
+    Powers by reuse (x**5 = x**3 * x**2); other terms run their program with their inner
+    constants, rows ``start:stop`` of ``inner_constants`` (shape ``(n_constants, in)``).
+    """
+    powers = {1: input}
+    for k, a, b in plan.powers:
+        powers[k] = powers[a] * powers[b]
+    if plan.degrees is not None:
+        return [powers[k] for k in plan.degrees]
+    constants = inner_constants.unbind(0) if inner_constants is not None else ()
+    pieces = []
+    for power, program, start, stop in plan.terms:
+        if power is not None:
+            pieces.append(powers[power])
+        else:
+            pieces.append(evaluate_program(program, input, constants[start:stop], functions))
+    return pieces
 
 
 #: Largest n_terms * in_features for which TaskLinear maps orthonormal weights back with one kron matmul.

@@ -12,10 +12,12 @@ import torch
 from torch import nn
 
 from ..formula import Formula
+from .factored import FactoredTaskLinear, factored_terms
 from .layer import TaskLinear, _check_width
 from .mixed import MixedTaskLinear, check_linear_inputs
 
-__all__ = ["TaskMLP", "ACTIVATIONS", "NORMS", "make_activation", "count_parameters", "match_parameters"]
+__all__ = ["TaskMLP", "ACTIVATIONS", "NORMS", "TERM_WEIGHTS", "make_activation", "count_parameters",
+           "match_parameters"]
 
 #: Activation names TaskMLP understands (case-insensitive) -> module class.
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -33,7 +35,12 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 #: Normalisations TaskMLP can insert between hidden layers (see TaskMLP's ``norm``).
 NORMS = (None, "layer")
 
+#: How task-based layers weigh their terms (see TaskMLP's ``term_weights``).
+TERM_WEIGHTS = ("per_neuron", "per_input")
+
 FormulaSpec = str | Formula | Mapping[str, Any]
+
+_LINEAR = Formula("x")
 
 
 def make_activation(spec: str | type[nn.Module] | nn.Module) -> nn.Module:
@@ -86,20 +93,35 @@ def _layer_formulas(n_hidden: int, formula: FormulaSpec | Sequence[FormulaSpec],
     return formulas
 
 
-def _layer_shape_counts(formulas: Sequence[Formula]) -> list[tuple[int, int]]:
-    """(number of terms, number of inner constants) per layer."""
-    return [(f.n_terms, sum(len(t.constants) for t in f.terms)) for f in formulas]
+def _check_term_weights(term_weights: str) -> str:
+    if term_weights not in TERM_WEIGHTS:
+        raise ValueError(f"term_weights must be one of {TERM_WEIGHTS}, got {term_weights!r}")
+    return term_weights
+
+
+def _layer_shape_counts(formulas: Sequence[Formula], term_weights: str = "per_neuron") -> list[tuple[int, int]]:
+    """Per layer: (weights per output and input, further parameters per input) -- for the inputs
+    that take the formula. TaskLinear: (K, inner constants); FactoredTaskLinear: (1, K - 1 + inner constants)."""
+    counts = []
+    for f in formulas:
+        if _check_term_weights(term_weights) == "per_input" and f.terms != _LINEAR.terms:
+            terms = factored_terms(f)
+            counts.append((1, len(terms) - 1 + sum(len(t.constants) for t in terms)))
+        else:
+            counts.append((f.n_terms, sum(len(t.constants) for t in f.terms)))
+    return counts
 
 
 def _count(widths: Sequence[int], shape_counts: Sequence[tuple[int, int]], bias: bool, n_linear_inputs: int = 0) -> int:
-    """Parameters of the layers; ``n_linear_inputs`` of the first layer's inputs take only the linear
-    term (a MixedTaskLinear): one weight per output each, and no inner constants."""
+    """Parameters of the layers (``shape_counts`` from :func:`_layer_shape_counts`);
+    ``n_linear_inputs`` of the first layer's inputs take only the linear term: one weight per
+    output each, nothing per input."""
     total = 0
-    for index, ((fan_in, fan_out), (n_terms, n_constants)) in enumerate(
+    for index, ((fan_in, fan_out), (n_blocks, n_per_input)) in enumerate(
             zip(zip(widths[:-1], widths[1:], strict=True), shape_counts, strict=True)):
         n_linear = n_linear_inputs if index == 0 else 0
         n_task = fan_in - n_linear
-        total += fan_out * n_terms * n_task + fan_out * n_linear + (fan_out if bias else 0) + n_constants * n_task
+        total += fan_out * n_blocks * n_task + fan_out * n_linear + (fan_out if bias else 0) + n_per_input * n_task
     return total
 
 
@@ -117,12 +139,12 @@ def _n_linear_inputs(linear_inputs: int | Sequence[int] | None, in_features: int
 def count_parameters(in_features: int, hidden: int | Sequence[int], out_features: int,
                      formula: FormulaSpec | Sequence[FormulaSpec] = "x",
                      output_formula: FormulaSpec | None = None, bias: bool = True,
-                     linear_inputs: int | Sequence[int] | None = None) -> int:
+                     linear_inputs: int | Sequence[int] | None = None, term_weights: str = "per_neuron") -> int:
     """Learnable scalars of ``TaskMLP(in_features, hidden, out_features, formula, ...)``, without building it.
 
     Activations and ``norm="layer"`` add no parameters. ``formula="x", output_formula="x"`` counts
     the ordinary (LN) MLP of the same shape. ``linear_inputs``: as for TaskMLP, the indices or
-    just their number.
+    just their number; ``term_weights`` as for TaskMLP.
 
     >>> count_parameters(10, [32], 1, "x")                  # 10*32 + 32 + 32*1 + 1
     385
@@ -133,14 +155,15 @@ def count_parameters(in_features: int, hidden: int | Sequence[int], out_features
     out_features = _check_width("out_features", out_features)
     widths = _as_hidden(hidden)
     formulas = _layer_formulas(len(widths), formula, output_formula)
-    return _count((in_features, *widths, out_features), _layer_shape_counts(formulas), bias,
+    return _count((in_features, *widths, out_features), _layer_shape_counts(formulas, term_weights), bias,
                   _n_linear_inputs(linear_inputs, in_features))
 
 
 def match_parameters(in_features: int, out_features: int, ln_hidden: int | Sequence[int],
                      formula: FormulaSpec | Sequence[FormulaSpec], output_formula: FormulaSpec | None = None,
                      bias: bool = True, budget: int | None = None,
-                     linear_inputs: int | Sequence[int] | None = None) -> tuple[int, ...]:
+                     linear_inputs: int | Sequence[int] | None = None,
+                     term_weights: str = "per_neuron") -> tuple[int, ...]:
     """Hidden widths for a TN network with no more parameters than an LN network.
 
     Every LN width is multiplied by one common factor ``s`` and rounded down (at least 1); the
@@ -151,7 +174,7 @@ def match_parameters(in_features: int, out_features: int, ln_hidden: int | Seque
     in_features, out_features : int
     ln_hidden : int or sequence of int
         Hidden widths of the linear-neuron network (the shape to shrink).
-    formula, output_formula, bias
+    formula, output_formula, bias, term_weights
         As for :class:`TaskMLP`.
     budget : int, optional
         Parameter budget; by default the LN network's count, ``count_parameters(in_features,
@@ -173,7 +196,7 @@ def match_parameters(in_features: int, out_features: int, ln_hidden: int | Seque
     out_features = _check_width("out_features", out_features)
     hidden = _as_hidden(ln_hidden)
     formulas = _layer_formulas(len(hidden), formula, output_formula)
-    shape_counts = _layer_shape_counts(formulas)
+    shape_counts = _layer_shape_counts(formulas, term_weights)
     n_linear = _n_linear_inputs(linear_inputs, in_features)
     if budget is None:
         budget = _count((in_features, *hidden, out_features), [(1, 0)] * (len(hidden) + 1), bias)
@@ -255,6 +278,12 @@ class TaskMLP(nn.Sequential):
         Indices of inputs that take only the linear term in the first layer, which is then a
         :class:`MixedTaskLinear` (meant for two-valued inputs such as one-hot columns, on which
         every term is affine). Ignored when the first layer's only term is ``x``.
+    term_weights : {"per_neuron", "per_input"}
+        ``"per_neuron"``: every neuron has its own weight for every (term, input), the paper's
+        layer ``y = b + sum_k W_k phi_k(x)`` (:class:`TaskLinear`). ``"per_input"``: the term
+        weights are learned per input and shared by the layer's neurons, ``W_k = W diag(a_k)``
+        (:class:`FactoredTaskLinear`): K - 1 extra parameters per input instead of K times the
+        weights. Layers whose formula is ``x`` are linear either way.
 
     Numerics
     --------
@@ -278,8 +307,9 @@ class TaskMLP(nn.Sequential):
     formulas : tuple of Formula
         The formula of each TaskLinear, hidden layers first.
     hidden : tuple of int
-    task_layers : list of TaskLinear or MixedTaskLinear
+    task_layers : list of TaskLinear, MixedTaskLinear or FactoredTaskLinear
     linear_inputs : tuple of int
+    term_weights : str
     """
 
     def __init__(self, in_features: int, hidden: int | Sequence[int], out_features: int,
@@ -287,7 +317,8 @@ class TaskMLP(nn.Sequential):
                  output_formula: FormulaSpec | None = None, bias: bool = True,
                  device: Any = None, dtype: torch.dtype | None = None,
                  generator: torch.Generator | int | None = None, norm: str | None = None,
-                 basis: str = "terms", linear_inputs: Sequence[int] | None = None) -> None:
+                 basis: str = "terms", linear_inputs: Sequence[int] | None = None,
+                 term_weights: str = "per_neuron") -> None:
         in_features = _check_width("in_features", in_features)
         out_features = _check_width("out_features", out_features)
         widths = _as_hidden(hidden)
@@ -299,14 +330,19 @@ class TaskMLP(nn.Sequential):
             raise ValueError(f"norm='layer' needs hidden widths >= 2, got {widths}; widen the layers "
                              "(or raise the parameter budget) or use norm=None")
         make_activation(activation)  # validate before building anything
+        _check_term_weights(term_weights)
         linear_inputs = check_linear_inputs(() if linear_inputs is None else linear_inputs, in_features)
-        if formulas[0].terms == Formula("x").terms:
+        if formulas[0].terms == _LINEAR.terms:
             linear_inputs = ()  # every input already takes only the linear term
         factory = {"device": device, "dtype": dtype}
         sizes = (in_features, *widths, out_features)
         modules: list[nn.Module] = []
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            if index == 0 and linear_inputs:
+            layer_inputs = linear_inputs if index == 0 else ()
+            if term_weights == "per_input" and formulas[index].terms != _LINEAR.terms:
+                modules.append(FactoredTaskLinear(fan_in, fan_out, formulas[index], bias=bias, basis=basis,
+                                                  linear_inputs=layer_inputs, **factory))
+            elif layer_inputs:
                 modules.append(MixedTaskLinear(fan_in, fan_out, formulas[index], linear_inputs, bias=bias,
                                                basis=basis, **factory))
             else:
@@ -323,6 +359,7 @@ class TaskMLP(nn.Sequential):
         self.norm = norm
         self.basis = basis
         self.linear_inputs = linear_inputs
+        self.term_weights = term_weights
         self.reset_parameters(generator)
 
     def __getitem__(self, index):
@@ -333,9 +370,9 @@ class TaskMLP(nn.Sequential):
         return super().__getitem__(index)
 
     @property
-    def task_layers(self) -> list[TaskLinear | MixedTaskLinear]:
-        """The TaskLinear (or, first, MixedTaskLinear) layers, input to output."""
-        return [m for m in self if isinstance(m, TaskLinear | MixedTaskLinear)]
+    def task_layers(self) -> list[TaskLinear | MixedTaskLinear | FactoredTaskLinear]:
+        """The task-based layers (TaskLinear, MixedTaskLinear or FactoredTaskLinear), input to output."""
+        return [m for m in self if isinstance(m, TaskLinear | MixedTaskLinear | FactoredTaskLinear)]
 
     def reset_parameters(self, generator: torch.Generator | int | None = None) -> None:
         """Re-initialise every TaskLinear, in order, from one random stream (see TaskLinear)."""

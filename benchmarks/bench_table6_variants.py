@@ -13,7 +13,7 @@ reads the base run and the variant folders and writes one Markdown table set:
    test sets. That is selection on the test sets, so no rule that picks one of these runs per
    dataset can do better.
 
-Run the variants first (14-19 min each on 2 cores); the committed ones are::
+Run the variants first (14-23 min each on 2 cores); the committed ones are::
 
     V=docs/results/table6_variants; B=docs/results/table6
     RUN="taskneurons bench table6 --data-dir ../shared/datasets/paper --n-jobs 2 --reuse $B"
@@ -22,8 +22,10 @@ Run the variants first (14-19 min each on 2 cores); the committed ones are::
     $RUN --tn basis=terms --out $V/terms_basis
     $RUN --tn add_linear_term=false --out $V/no_linear_term
     $RUN --tn parameter_budget=null --out $V/no_budget
+    $RUN --tn term_weights=per_input --out $V/per_input
+    $RUN --tn term_weights=per_input --tn basis=terms --out $V/per_input_terms
     python benchmarks/bench_table6_variants.py --base $B --variants $V/paper_formula $V/quadratic \
-        $V/terms_basis $V/no_linear_term $V/no_budget
+        $V/terms_basis $V/no_linear_term $V/no_budget $V/per_input $V/per_input_terms
 """
 
 from __future__ import annotations

@@ -178,3 +178,13 @@ def test_classifier_per_input_learns_a_quadratic_boundary():
     model = TaskNeuronClassifier((8,), formula=Formula("x**2"), term_weights="per_input", max_epochs=150,
                                  learning_rate=1e-2, random_state=0).fit(X, y)
     assert model.score(X, y) > 0.9
+
+
+def test_basis_auto_is_orthonormal_per_neuron_and_terms_per_input():
+    per_input = TaskMLP(4, [6], 1, [POLY, "x"], basis="auto", term_weights="per_input")
+    per_neuron = TaskMLP(4, [6], 1, [POLY, "x"], basis="auto")
+    assert isinstance(per_input[0], FactoredTaskLinear) and per_input[0].basis == "terms"
+    assert isinstance(per_neuron[0], TaskLinear) and per_neuron[0].basis == "orthonormal"
+    assert TaskNeuronRegressor().get_params()["basis"] == "auto"
+    with pytest.raises(ValueError, match="basis must be one of"):
+        TaskMLP(4, [6], 1, POLY, basis="legendre")

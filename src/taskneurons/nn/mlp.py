@@ -13,7 +13,7 @@ from torch import nn
 
 from ..formula import Formula
 from .factored import FactoredTaskLinear, factored_terms
-from .layer import TaskLinear, _check_width
+from .layer import BASES, TaskLinear, _check_width
 from .mixed import MixedTaskLinear, check_linear_inputs
 
 __all__ = ["TaskMLP", "ACTIVATIONS", "NORMS", "TERM_WEIGHTS", "make_activation", "count_parameters",
@@ -265,8 +265,11 @@ class TaskMLP(nn.Sequential):
         Biases in every layer.
     device, dtype
         Factory arguments, as for ``nn.Linear``.
-    basis : {"terms", "orthonormal"}
-        Parameterisation of every TaskLinear (see :class:`TaskLinear`).
+    basis : {"terms", "orthonormal", "auto"}
+        Parameterisation of every task-based layer (see :class:`TaskLinear` and
+        :class:`FactoredTaskLinear`). ``"auto"``: ``"orthonormal"`` for ``term_weights="per_neuron"``
+        layers and ``"terms"`` for ``"per_input"`` ones, the better of the two for each in the
+        Table 6 ablations (docs/results/table6_variants).
     generator : torch.Generator, int or None
         Random stream for the initial weights (an int seeds a new CPU generator); ``None`` uses
         PyTorch's global generator.
@@ -331,22 +334,26 @@ class TaskMLP(nn.Sequential):
                              "(or raise the parameter budget) or use norm=None")
         make_activation(activation)  # validate before building anything
         _check_term_weights(term_weights)
+        if basis not in (*BASES, "auto"):
+            raise ValueError(f"basis must be one of {(*BASES, 'auto')}, got {basis!r}")
         linear_inputs = check_linear_inputs(() if linear_inputs is None else linear_inputs, in_features)
         if formulas[0].terms == _LINEAR.terms:
             linear_inputs = ()  # every input already takes only the linear term
         factory = {"device": device, "dtype": dtype}
+        neuron_basis = "orthonormal" if basis == "auto" else basis  # of the per-neuron (TaskLinear) layers
         sizes = (in_features, *widths, out_features)
         modules: list[nn.Module] = []
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             layer_inputs = linear_inputs if index == 0 else ()
             if term_weights == "per_input" and formulas[index].terms != _LINEAR.terms:
-                modules.append(FactoredTaskLinear(fan_in, fan_out, formulas[index], bias=bias, basis=basis,
+                modules.append(FactoredTaskLinear(fan_in, fan_out, formulas[index], bias=bias,
+                                                  basis="terms" if basis == "auto" else basis,
                                                   linear_inputs=layer_inputs, **factory))
             elif layer_inputs:
                 modules.append(MixedTaskLinear(fan_in, fan_out, formulas[index], linear_inputs, bias=bias,
-                                               basis=basis, **factory))
+                                               basis=neuron_basis, **factory))
             else:
-                modules.append(TaskLinear(fan_in, fan_out, formulas[index], bias=bias, basis=basis, **factory))
+                modules.append(TaskLinear(fan_in, fan_out, formulas[index], bias=bias, basis=neuron_basis, **factory))
             if index < len(widths):
                 modules.append(make_activation(activation))
                 if norm == "layer":

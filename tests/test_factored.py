@@ -10,7 +10,6 @@ from taskneurons import Formula, TaskNeuronClassifier, TaskNeuronRegressor
 from taskneurons import load as load_model
 from taskneurons.errors import DataError
 from taskneurons.nn import FactoredTaskLinear, TaskLinear, TaskMLP, count_parameters, match_parameters
-from taskneurons.nn.factored import factored_parameter_count
 
 POLY = "2*x**3 - x**2 + 0.5*x"
 GENERAL = "x**2 + sin(1.7*x) + exp(x/11)"
@@ -95,7 +94,10 @@ def test_linear_inputs_keep_the_identity():
 @pytest.mark.parametrize("formula,linear", [(POLY, ()), (GENERAL, (0,)), ("x", ())])
 def test_parameter_counts(formula, linear):
     layer = FactoredTaskLinear(6, 4, formula, linear_inputs=linear)
-    assert _n_params(layer) == factored_parameter_count(6, 4, formula, n_linear_inputs=len(linear))
+    n_task = 6 - len(linear)
+    extra = {POLY: 2 * n_task, GENERAL: (3 + 2) * n_task, "x": 0}[formula]  # K - 1 + inner constants per input
+    assert _n_params(layer) == 6 * 4 + 4 + extra
+    assert count_parameters(6, [], 4, formula, term_weights="per_input", linear_inputs=linear) == _n_params(layer)
     net = TaskMLP(6, [8, 5], 3, formula, output_formula="x", term_weights="per_input", linear_inputs=linear)
     assert count_parameters(6, [8, 5], 3, formula, output_formula="x", term_weights="per_input",
                             linear_inputs=linear) == _n_params(net)

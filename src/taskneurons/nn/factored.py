@@ -181,15 +181,6 @@ class FactoredTaskLinear(nn.Module):
                 f"bias={self.bias is not None}, formula='{self.formula}', n_terms={self.n_terms}{basis}{linear}")
 
 
-def factored_parameter_count(in_features: int, out_features: int, formula: str | Formula, bias: bool = True,
-                             n_linear_inputs: int = 0) -> int:
-    """Learnable scalars of a FactoredTaskLinear, without building it."""
-    terms = factored_terms(formula)
-    n_task = in_features - n_linear_inputs
-    n_constants = sum(len(t.constants) for t in terms)
-    return out_features * in_features + (out_features if bias else 0) + (len(terms) - 1 + n_constants) * n_task
-
-
 def _basis(terms: tuple[Term, ...], basis: str) -> tuple[Tensor, Tensor]:
     """``(M, mu)``, float64: ``psi_k = sum_j M[k-1, j] (phi_j - mu_j)`` for the terms after x.
 

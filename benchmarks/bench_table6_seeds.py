@@ -18,6 +18,13 @@ Seeds 0-9 of such a run are the committed ten-seed run's cells (copied with ``--
     taskneurons bench table6 --data-dir ../shared/datasets/paper --seeds 30 --no-boosting --n-jobs 2 \\
         --reuse docs/results/table6 --out docs/results/table6_30seeds
     python benchmarks/bench_table6_seeds.py --run docs/results/table6_30seeds
+
+and the per-input neurons' 20-seed run (TN cells of seeds 10-19 computed, 25 min)::
+
+    taskneurons bench table6 --data-dir ../shared/datasets/paper --seeds 20 --no-boosting --n-jobs 2 \
+        --tn term_weights=per_input --tn basis=terms --reuse docs/results/table6_30seeds \
+        docs/results/table6_variants/per_input_terms --out docs/results/table6_variants/per_input_terms_20seeds
+    python benchmarks/bench_table6_seeds.py --run docs/results/table6_variants/per_input_terms_20seeds
 """
 
 from __future__ import annotations

@@ -12,7 +12,15 @@ from torch import Tensor, nn
 from ..errors import DataError
 from ..formula import Formula, Term, torch_functions
 from .init import task_linear_init_
-from .layer import BASES, _check_width, _orthonormal_basis, term_plan, term_values
+from .layer import (
+    BASES,
+    _check_width,
+    _Float64Bases,
+    _orthonormal_basis,
+    reset_inner_constants,
+    term_plan,
+    term_values,
+)
 from .mixed import check_linear_inputs
 
 __all__ = ["FactoredTaskLinear", "factored_terms"]
@@ -24,7 +32,7 @@ def factored_terms(formula: str | Formula) -> tuple[Term, ...]:
     return (Term.parse("x"), *(t for t in terms if t.power != 1))
 
 
-class FactoredTaskLinear(nn.Module):
+class FactoredTaskLinear(_Float64Bases):
     r"""Task-based neurons with per-input term coefficients: ``y = b + W g(x)``, where
 
     .. math:: g_i(x_i) = x_i + \sum_k a_{ki} \psi_k(x_i)
@@ -110,7 +118,7 @@ class FactoredTaskLinear(nn.Module):
                              if self.linear_inputs else None, persistent=False)
         self._plan = term_plan(self.terms)
         self._functions = torch_functions()
-        # term_mixing (K-1, K): psi_k = sum_j M[k-1, j] (phi_j - mu_j), phi_0 = x; see _basis.
+        # term_mixing (K-1, K), re-derived from float64 on dtype changes (_Float64Bases): psi_k = sum_j M[k-1, j] (phi_j - mu_j), phi_0 = x; see _basis.
         mixing, means = _basis(self.terms, basis)
         buffer_dtype = dtype or torch.get_default_dtype()
         self._basis64 = {"term_mixing": mixing, "term_means": means}
@@ -118,23 +126,13 @@ class FactoredTaskLinear(nn.Module):
         self.register_buffer("term_means", means.to(device, buffer_dtype), persistent=False)
         self.reset_parameters()
 
-    def _apply(self, fn, *args, **kwargs):
-        # As TaskLinear: re-derive the basis buffers from float64 on a dtype change.
-        super()._apply(fn, *args, **kwargs)
-        for name, value in self._basis64.items():
-            setattr(self, name, value.to(self.weight.device, self.weight.dtype))
-        return self
-
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """``nn.Linear``'s draws for weight and bias (same random stream), ``a = 0``, inner
         constants at the formula's values."""
         task_linear_init_(self.weight, self.bias, (1.0,), generator=generator)
         with torch.no_grad():
             self.term_coefficients.zero_()
-            if self.inner_constants is not None:
-                values = [c for t in self.terms for c in t.constants]
-                column = torch.tensor(values, dtype=self.inner_constants.dtype, device="cpu")
-                self.inner_constants.copy_(column[:, None].expand(-1, self.inner_constants.shape[1]))
+        reset_inner_constants(self.inner_constants, self.terms)
 
     def input_coefficients(self) -> tuple[Tensor, Tensor]:
         """``(c, s)`` with ``g_i(x) = sum_j c[j, i] phi_j(x) - s[i]`` on the inputs that take the formula.

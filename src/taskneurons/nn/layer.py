@@ -19,7 +19,32 @@ __all__ = ["TaskLinear", "layer_parameter_count", "BASES"]
 BASES = ("terms", "orthonormal")
 
 
-class TaskLinear(nn.Module):
+class _Float64Bases(nn.Module):
+    """Keeps basis buffers exact across dtype changes: ``self._basis64`` maps buffer names to their
+    float64 originals, from which every ``.to()``, ``.double()``, ``.cuda()`` ... re-derives them."""
+
+    _basis64: dict[str, Tensor]
+
+    def _apply(self, fn, *args, **kwargs):
+        # Converting the buffers as stored would give a layer built in float32 and converted to
+        # float64 float32-rounded bases, not what a layer built in float64 computes.
+        super()._apply(fn, *args, **kwargs)
+        for name, value in self._basis64.items():
+            setattr(self, name, value.to(self.weight.device, self.weight.dtype))
+        return self
+
+
+def reset_inner_constants(inner_constants: Tensor | None, terms: tuple[Term, ...]) -> None:
+    """Set row j of ``inner_constants`` (n_constants, n_inputs) to the j-th inner constant of ``terms``."""
+    if inner_constants is None:
+        return
+    values = [c for t in terms for c in t.constants]
+    with torch.no_grad():
+        column = torch.tensor(values, dtype=inner_constants.dtype, device="cpu")
+        inner_constants.copy_(column[:, None].expand(-1, inner_constants.shape[1]))
+
+
+class TaskLinear(_Float64Bases):
     r"""Task-based neurons: ``y = b + sum_k W_k phi_k(x)``, the terms applied elementwise.
 
     The terms ``phi_1..phi_K`` come from a formula (``"2*x**5 - 3*x**3 + x"`` has the terms
@@ -158,15 +183,6 @@ class TaskLinear(nn.Module):
                                                else (3.0 ** -0.5,) * self.n_terms)
         self.reset_parameters()
 
-    def _apply(self, fn, *args, **kwargs):
-        # .to(), .double(), .cuda() ... convert the buffers as stored; the basis buffers are instead
-        # re-derived from their float64 originals, so that a layer built in float32 and converted
-        # to float64 computes what a layer built in float64 computes (not float32-rounded bases).
-        super()._apply(fn, *args, **kwargs)
-        for name, value in self._basis64.items():
-            setattr(self, name, value.to(self.weight.device, self.weight.dtype))
-        return self
-
     # -- set-up -------------------------------------------------------------------------------
     def _build_plan(self) -> None:
         """Fix, once, the order of operations forward runs (so forward has no decisions to make)."""
@@ -184,11 +200,7 @@ class TaskLinear(nn.Module):
             uses PyTorch's global generator, exactly like ``nn.Linear.reset_parameters``.
         """
         task_linear_init_(self.weight, self.bias, self.init_scales, generator=generator)
-        if self.inner_constants is not None:
-            values = [c for t in self.terms for c in t.constants]
-            with torch.no_grad():
-                column = torch.tensor(values, dtype=self.inner_constants.dtype, device="cpu")
-                self.inner_constants.copy_(column[:, None].expand(-1, self.in_features))
+        reset_inner_constants(self.inner_constants, self.terms)
 
     # -- computation --------------------------------------------------------------------------
     def forward(self, input: Tensor) -> Tensor:

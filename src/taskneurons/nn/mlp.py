@@ -102,9 +102,10 @@ def _check_term_weights(term_weights: str) -> str:
 def _layer_shape_counts(formulas: Sequence[Formula], term_weights: str = "per_neuron") -> list[tuple[int, int]]:
     """Per layer: (weights per output and input, further parameters per input) -- for the inputs
     that take the formula. TaskLinear: (K, inner constants); FactoredTaskLinear: (1, K - 1 + inner constants)."""
+    _check_term_weights(term_weights)
     counts = []
     for f in formulas:
-        if _check_term_weights(term_weights) == "per_input" and f.terms != _LINEAR.terms:
+        if term_weights == "per_input" and f.terms != _LINEAR.terms:
             terms = factored_terms(f)
             counts.append((1, len(terms) - 1 + sum(len(t.constants) for t in terms)))
         else:

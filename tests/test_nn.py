@@ -403,6 +403,17 @@ def test_orthonormal_basis_falls_back_to_the_terms_where_a_term_is_not_finite(fo
     assert layer.basis_mixing is None and layer.term_parameters() == (layer.weight, layer.bias)
 
 
+def test_orthonormal_basis_falls_back_to_the_terms_where_they_are_nearly_dependent():
+    # exp(x/11) - 1 is x/11 + x**2/242 + ... on [-1, 1]: orthogonalising it against x, x**2 and
+    # sin(1.7*x) needs mixing coefficients near 1e6, and float32 psi would be mostly rounding.
+    assert TaskLinear(3, 2, "x + x**2 + sin(1.7*x) + exp(x/11)", basis="orthonormal").basis_mixing is None
+    kept = TaskLinear(3, 2, "x + x**2 + sin(1.7*x) + exp(-1.2*x)", basis="orthonormal")
+    assert kept.basis_mixing is not None and kept.basis_mixing.abs().max() < 1e3
+    x = torch.rand(256, 3) * 2 - 1
+    exact = kept.double()(x.double())
+    torch.testing.assert_close(kept.float()(x).double(), exact, rtol=0, atol=1e-4 * exact.abs().max().item())
+
+
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, "4", True, None])
 def test_bad_widths(bad):

@@ -232,3 +232,17 @@ def test_plots_refuse_mismatched_series_and_label_the_curve_they_draw():
     plot_history(ax, {"net": pd.DataFrame({"train_loss": [0.5, 0.3]})})  # no validation: train loss
     assert ax.get_ylabel() == "train loss"
     plt.close(fig)
+
+
+def test_fit_with_the_linear_first_schedule(regression_csv, tmp_path, capfd):
+    model_path = tmp_path / "m.tn"
+    result = InProcess(capfd)("fit", regression_csv, "--target", "target", "--hidden", "8", "--max-epochs", "5",
+                              "--formula", "x**2 + x", "--term-weights", "per_input", "--term-schedule",
+                              "linear_first", "--out", model_path, "--quiet")
+    assert result.returncode == 0, result.stderr
+    from taskneurons import load
+
+    model = load(model_path)
+    assert model.term_schedule == "linear_first" and set(model.history_["stage"]) == {"linear", "formula"}
+    bad = InProcess(capfd)("fit", regression_csv, "--target", "target", "--term-schedule", "linear_first")
+    assert bad.returncode != 0 and "per_input" in bad.stderr

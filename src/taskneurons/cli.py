@@ -57,6 +57,11 @@ class TermWeights(str, Enum):
     per_input = "per_input"
 
 
+class TermSchedule(str, Enum):
+    joint = "joint"
+    linear_first = "linear_first"
+
+
 # -- shared options ----------------------------------------------------------------------------
 DataArg = Annotated[Path, typer.Argument(metavar="DATA", help="A .csv, .csv.gz or .parquet table with a "
                                          "header row.", show_default=False)]
@@ -264,6 +269,9 @@ def fit(
     term_weights: Annotated[TermWeights, typer.Option(
         help="per_neuron: every neuron weighs every (term, input), the paper's layer; per_input: each input "
              "runs through its own fitted copy of the formula, then a linear layer.")] = TermWeights.per_neuron,
+    term_schedule: Annotated[TermSchedule, typer.Option(
+        help="joint: train everything at once; linear_first (with --term-weights per_input): train the linear "
+             "network first, then the formulas too, keeping them only if validation improves.")] = TermSchedule.joint,
     max_epochs: Annotated[int, typer.Option(help="Upper bound on training epochs (early stopping).")] = 200,
     test_size: Annotated[float, typer.Option(help="Fraction of rows held out for the reported metrics.")] = 0.2,
     compare: Annotated[bool, typer.Option("--compare/--no-compare",
@@ -296,7 +304,8 @@ def fit(
     Estimator = TaskNeuronClassifier if resolved == "classification" else TaskNeuronRegressor
     settings = {"hidden_layer_sizes": sizes, "max_epochs": max_epochs, "random_state": seed, "device": device,
                 "verbose": not (quiet or json_output)}
-    model = Estimator(formula=formula, term_weights=term_weights.value, **settings).fit(X_train, y_train)
+    model = Estimator(formula=formula, term_weights=term_weights.value, term_schedule=term_schedule.value,
+                      **settings).fit(X_train, y_train)
     results = {"TN" if formula != "x" else "LN": _evaluate(model, X_test, y_test, resolved)}
     if compare and formula != "x":
         baseline = Estimator(formula="x", **settings).fit(X_train, y_train)

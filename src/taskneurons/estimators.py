@@ -14,6 +14,7 @@ very same code path, so comparisons differ only in the neuron.
 
 from __future__ import annotations
 
+import functools
 import numbers
 import time
 import warnings
@@ -39,6 +40,7 @@ __all__ = ["TaskNeuronRegressor", "TaskNeuronClassifier"]
 
 TASK_LAYERS = ("first", "hidden", "all")
 BINARY_INPUTS = ("linear", "formula")
+TERM_SCHEDULES = ("joint", "linear_first")
 
 
 def _check_table(X, y=None) -> None:
@@ -70,6 +72,14 @@ def _check_finite_outputs(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def _formula_parameters(network) -> list[torch.nn.Parameter]:
+    """The parameters that shape the per-input formulas of ``network``'s FactoredTaskLinear layers."""
+    from .nn import FactoredTaskLinear
+
+    return [p for layer in network.modules() if isinstance(layer, FactoredTaskLinear)
+            for p in (layer.term_coefficients, layer.inner_constants) if p is not None]
+
+
 def _has_text_columns(X) -> bool:
     from .preprocessing import _is_categorical_column
 
@@ -91,6 +101,7 @@ class _TaskNeuronBase(BaseEstimator):
         task_layers: str = "first",
         basis: str = "auto",
         term_weights: str = "per_neuron",
+        term_schedule: str = "joint",
         add_linear_term: bool = True,
         binary_inputs: str = "linear",
         parameter_budget: str | int | None = None,
@@ -116,6 +127,7 @@ class _TaskNeuronBase(BaseEstimator):
         self.task_layers = task_layers
         self.basis = basis
         self.term_weights = term_weights
+        self.term_schedule = term_schedule
         self.add_linear_term = add_linear_term
         self.binary_inputs = binary_inputs
         self.parameter_budget = parameter_budget
@@ -169,6 +181,16 @@ class _TaskNeuronBase(BaseEstimator):
             raise ValueError(f"basis must be one of {(*BASES, 'auto')}, got {self.basis!r}")
         if self.term_weights not in TERM_WEIGHTS:
             raise ValueError(f"term_weights must be one of {TERM_WEIGHTS}, got {self.term_weights!r}")
+        if self.term_schedule not in TERM_SCHEDULES:
+            raise ValueError(f"term_schedule must be one of {TERM_SCHEDULES}, got {self.term_schedule!r}")
+        if self.term_schedule == "linear_first" and self.term_weights != "per_input":
+            # The paper's layer has no parameter setting at which it is the linear network of its width.
+            raise ValueError("term_schedule='linear_first' needs term_weights='per_input': only that layer is "
+                             "exactly a linear layer when its term coefficients are 0. Use term_schedule='joint' "
+                             "with term_weights='per_neuron'")
+        if self.term_schedule == "linear_first" and not self.early_stopping:
+            raise ValueError("term_schedule='linear_first' decides on validation data when to leave the linear stage "
+                             "and whether to keep the formula stage; it needs early_stopping=True")
         for name in ("add_linear_term", "early_stopping"):
             # a string such as "False" would be truthy: refuse it rather than read it as True
             if not isinstance(getattr(self, name), (bool, np.bool_)):
@@ -289,19 +311,58 @@ class _TaskNeuronBase(BaseEstimator):
                           linear_inputs=self.linear_inputs_, term_weights=self.term_weights)
         self._check_initial_network(network, X_scaled)
         batch_size = self.batch_size if self.batch_size != "auto" else int(np.clip(len(X_scaled) // 64, 32, 1024))
-        result = fit_module(
-            network, X_scaled.astype(np.float32), target, loss=self._loss, optimizer=self.optimizer,
+        train = functools.partial(
+            fit_module, X=X_scaled.astype(np.float32), y=target, loss=self._loss, optimizer=self.optimizer,
             learning_rate=self.learning_rate, weight_decay=self.weight_decay, batch_size=batch_size,
             max_epochs=self.max_epochs, early_stopping=self.early_stopping and len(X_scaled) >= 10,
             validation_fraction=self.validation_fraction, patience=self.patience,
             random_state=seed_train, device=self.device, verbose=self.verbose,
         )
-        self.network_ = result.module
-        self.history_ = result.history.to_frame()
-        self.n_epochs_ = result.n_epochs
+        staged = self.term_schedule == "linear_first" and any(p.numel() for p in _formula_parameters(network))
+        if staged and train.keywords["early_stopping"]:
+            history = self._train_linear_first(network, train, seed_init)
+        else:  # one stage: "joint", a linear formula, or no validation rows to decide stages on
+            history = train(network).history
+            self.linear_stage_kept_ = None
+        self.network_ = network
+        self.history_ = history.to_frame()
+        self.n_epochs_ = len(history)
         self.n_parameters_ = sum(p.numel() for p in self.network_.parameters())
         self.fit_time_ = time.perf_counter() - start
         return self
+
+    def _train_linear_first(self, network, train, seed_init: int):
+        """``term_schedule="linear_first"``: train the linear network of the same widths until early
+        stopping, copy its weights into ``network`` (whose per-input formulas are then the
+        identity, ``a = 0``), train everything for the epochs left of ``max_epochs``, and keep that
+        second stage only if it lowered the validation loss.
+
+        ``train(module, max_epochs=...)`` runs :func:`fit_module` with the estimator's settings
+        (the same validation rows in both stages). Returns both stages' history, epochs numbered on.
+        """
+        from .nn import TaskMLP
+        from .training import History
+
+        linear = TaskMLP(network.in_features, list(network.hidden), network.out_features, "x",
+                         activation=self.activation, generator=torch.Generator().manual_seed(seed_init))
+        first = train(linear)
+        missing, unexpected = network.load_state_dict(linear.state_dict(), strict=False)
+        if unexpected or set(missing) != {name for name, p in network.named_parameters()
+                                          if any(p is q for q in _formula_parameters(network))}:
+            raise RuntimeError(f"linear stage: the networks do not match (missing {missing}, unexpected "
+                               f"{unexpected}); please report this as a bug")
+        linear_history = History({**record, "stage": "linear"} for record in first.history)
+        epochs_left = self.max_epochs - first.n_epochs
+        if epochs_left <= 0:  # the linear stage used the whole budget: the network is the linear one
+            self.linear_stage_kept_ = True
+            return linear_history
+        start = {name: value.clone() for name, value in network.state_dict().items()}
+        second = train(network, max_epochs=epochs_left)
+        self.linear_stage_kept_ = not second.best_valid_loss < first.best_valid_loss
+        if self.linear_stage_kept_:
+            network.load_state_dict(start)
+        return History([*linear_history, *({**record, "epoch": record["epoch"] + first.n_epochs, "stage": "formula"}
+                                           for record in second.history)])
 
     def _check_initial_network(self, network, X_scaled: np.ndarray) -> None:
         """Refuse, with the reason, a network that overflows before any training step.
@@ -390,6 +451,15 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
         "linear") it is never significantly worse than the linear network (37 wins, 33 ties,
         0 losses) where "per_neuron" has 47 / 17 / 6, but "per_neuron" gains more where the
         formula fits (better on 41 pairs, worse on 8).
+    term_schedule : {"joint", "linear_first"}, default "joint"
+        How the network is trained. ``"joint"``: all parameters from the start. ``"linear_first"``
+        (needs ``term_weights="per_input"`` and ``early_stopping``): first the linear-neuron
+        network of the same widths (the network with every ``a = 0``) is trained until early
+        stopping; its best weights are copied in and everything, formulas included, is trained
+        for the epochs left of ``max_epochs`` -- the same epoch budget as one linear network. That
+        second stage is kept only if it lowers the best validation loss; otherwise the network
+        *is* the trained linear one. With fewer than 10 rows (no validation rows to decide on)
+        the network is trained jointly.
     add_linear_term : bool, default True
         Add the term x to the neuron when the formula lacks it, so a task-based neuron can
         always represent what a linear neuron does.
@@ -453,20 +523,26 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
         The widths actually used.
     linear_inputs_ : tuple of int
         Encoded input columns that take only the linear term (see ``binary_inputs``).
+    linear_stage_kept_ : bool or None
+        With ``term_schedule="linear_first"``: True when the formula stage did not lower the
+        validation loss and the network kept the linear stage's weights (every per-input formula
+        is then the identity). None when the network was trained in one stage. The ``stage``
+        column of ``history_`` ("linear", "formula") tells the epochs of the two stages apart.
     """
 
     _loss = "mse"
     _is_classifier = False
 
     def __init__(self, hidden_layer_sizes=(64, 32), formula="auto", *, vsr=None, task_layers="first",
-                 basis="auto", term_weights="per_neuron", add_linear_term=True, binary_inputs="linear",
+                 basis="auto", term_weights="per_neuron", term_schedule="joint", add_linear_term=True,
+                 binary_inputs="linear",
                  parameter_budget=None, activation="relu", optimizer="adam", learning_rate=1e-3,
                  weight_decay=0.0, batch_size="auto", max_epochs=200, early_stopping=True,
                  validation_fraction=0.1, patience=20, scale_X="minmax", scale_y="standard",
                  categorical="onehot", input_clip="auto", random_state=None, device="auto", verbose=False):
         super().__init__(
             hidden_layer_sizes, formula, vsr=vsr, task_layers=task_layers, basis=basis, term_weights=term_weights,
-            add_linear_term=add_linear_term, binary_inputs=binary_inputs, parameter_budget=parameter_budget,
+            term_schedule=term_schedule, add_linear_term=add_linear_term, binary_inputs=binary_inputs, parameter_budget=parameter_budget,
             activation=activation, optimizer=optimizer, learning_rate=learning_rate,
             weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
             early_stopping=early_stopping, validation_fraction=validation_fraction, patience=patience,

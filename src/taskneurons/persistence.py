@@ -150,6 +150,7 @@ def save_estimator(estimator, path: str | os.PathLike) -> None:
         "n_parameters": int(estimator.n_parameters_),
         "fit_time": float(estimator.fit_time_),
         "n_epochs": int(estimator.n_epochs_),
+        "linear_stage_kept": getattr(estimator, "linear_stage_kept_", None),
         "history": json.loads(estimator.history_.to_json(orient="records")),
         "dtype": str(next(estimator.network_.parameters()).dtype).replace("torch.", ""),
     }
@@ -331,6 +332,10 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
     estimator.n_parameters_ = int(fitted["n_parameters"])
     estimator.fit_time_ = float(fitted["fit_time"])
     estimator.n_epochs_ = int(fitted["n_epochs"])
+    kept = fitted.get("linear_stage_kept")  # absent in files written before term_schedule
+    if kept is not None and not isinstance(kept, bool):
+        raise ModelFileError(f"linear_stage_kept in the model file must be true, false or null, got {kept!r}")
+    estimator.linear_stage_kept_ = kept
     import pandas as pd
 
     from .training import history_frame

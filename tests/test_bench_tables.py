@@ -258,7 +258,7 @@ def test_table5_shares_the_discovery_cell_with_table6(baseline, data_dir, tmp_pa
 
 # -- TN variants and reuse ---------------------------------------------------------------------
 def test_a_tn_variant_copies_the_unchanged_cells_and_computes_only_tn(baseline, data_dir, tmp_path):
-    variant = {**TINY, "tn": {"basis": "orthonormal"}}
+    variant = {**TINY, "tn": {"basis": "terms"}}
     run = run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=2, protocol=variant, out=tmp_path,
                      boosting=["HGB"], reuse=baseline.out)
     # VSR, HGB and LN cells (4 each) are the baseline's; the TN cells' settings differ.
@@ -267,12 +267,12 @@ def test_a_tn_variant_copies_the_unchanged_cells_and_computes_only_tn(baseline, 
     assert set(new) == set(old)
     for key, record in new.items():
         if key[1] == "TN":
-            assert record["settings"]["basis"] == "orthonormal" and record["settings_hash"] != old[key]["settings_hash"]
+            assert record["settings"]["basis"] == "terms" and record["settings_hash"] != old[key]["settings_hash"]
             assert record["formula"] == new[(key[0], "VSR", "-", key[3], key[4])]["formula"]
             assert record["formula_source"] == "vsr"
         else:
             assert record == old[key]  # copied as they were
-    assert "basis='orthonormal'" in run.report.read_text()
+    assert "basis='terms'" in run.report.read_text()
     again = run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=2, protocol=variant, out=tmp_path,
                        boosting=["HGB"], reuse=baseline.out, report=False)
     assert (again.n_computed, again.n_reused, again.n_skipped) == (0, 0, 16)
@@ -316,7 +316,7 @@ def test_discovery_runs_in_the_tn_networks_input_space(baseline, data_dir, tmp_p
 def test_a_report_of_mixed_settings_says_so(baseline, data_dir, tmp_path):
     (tmp_path / "results.jsonl").write_bytes(baseline.results.read_bytes())
     run_table6(data_dir=data_dir, datasets=["quad"], structures={"U": (5,)}, seeds=1,
-               protocol={**TINY, "tn": {"basis": "orthonormal"}}, out=tmp_path, boosting=["HGB"], report=False)
+               protocol={**TINY, "tn": {"basis": "terms"}}, out=tmp_path, boosting=["HGB"], report=False)
     text = build_report(tmp_path).read_text()
     assert "Network settings: differ between the cells of this folder (1 LN and 2 TN settings)" in text
     assert "TN settings beyond LN's" not in text

@@ -236,7 +236,7 @@ def test_plots_refuse_mismatched_series_and_label_the_curve_they_draw():
 
 def test_fit_with_the_linear_first_schedule(regression_csv, tmp_path, capfd):
     model_path = tmp_path / "m.tn"
-    result = InProcess(capfd)("fit", regression_csv, "--target", "target", "--hidden", "8", "--max-epochs", "5",
+    result = InProcess(capfd)("fit", regression_csv, "--target", "target", "--hidden", "8", "--max-epochs", "400",
                               "--formula", "x**2 + x", "--term-weights", "per_input", "--term-schedule",
                               "linear_first", "--out", model_path, "--quiet")
     assert result.returncode == 0, result.stderr

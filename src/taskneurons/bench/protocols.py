@@ -75,14 +75,7 @@ LN_SETTINGS: dict[str, Any] = {
 TN_SETTINGS: dict[str, Any] = {
     "parameter_budget": "linear",  # TN widths shrunk to <= the LN network's parameter count
     "task_layers": "first",        # the neuron acts on the scaled inputs, where it was discovered
-    # Every input runs through its own fitted copy of the formula (FactoredTaskLinear): under the
-    # budget the network keeps almost the LN width. The paper's layer ("per_neuron", with the
-    # orthonormal basis) is the variant docs/results/table6_variants/per_neuron.
-    "term_weights": "per_input",
-    "basis": "terms",
-    # The linear network first, then the formulas for the epochs left of the same budget, kept
-    # only if validation improves (docs/results/table6_variants/README.md has the joint schedule).
-    "term_schedule": "linear_first",
+    "basis": "orthonormal",
     "add_linear_term": True,
     "binary_inputs": "linear",     # one-hot columns take only the linear term (every term is affine on them)
 }

@@ -459,7 +459,10 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
         for the epochs left of ``max_epochs`` -- the same epoch budget as one linear network. That
         second stage is kept only if it lowers the best validation loss; otherwise the network
         *is* the trained linear one. With fewer than 10 rows (no validation rows to decide on)
-        the network is trained jointly.
+        the network is trained jointly. In the Table 6 grid it is never significantly worse than
+        the linear network and has the most pairs with TN >= LN (22 wins, 48 ties, 0 losses; 62
+        of 70, against 60 for "joint"), but smaller gains where the formula fits (airfoil 4-25 %
+        better than LN instead of 32-58 %), since the linear stage takes most of the epochs.
     add_linear_term : bool, default True
         Add the term x to the neuron when the formula lacks it, so a task-based neuron can
         always represent what a linear neuron does.

@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .errors import DataError, FormulaError, NumericalError
 from .formula import Formula
 from .nn.layer import BASES
-from .nn.mlp import TERM_WEIGHTS
+from .nn.mlp import _check_term_weights
 from .preprocessing import CATEGORICAL_ENCODINGS, SCALINGS, TabularEncoder, TargetScaler, _is_dataframe
 from .training import check_learning_rate
 
@@ -179,8 +179,7 @@ class _TaskNeuronBase(BaseEstimator):
             raise ValueError(f"max_epochs must be a positive integer, got {self.max_epochs!r}")
         if self.basis not in (*BASES, "auto"):
             raise ValueError(f"basis must be one of {(*BASES, 'auto')}, got {self.basis!r}")
-        if self.term_weights not in TERM_WEIGHTS:
-            raise ValueError(f"term_weights must be one of {TERM_WEIGHTS}, got {self.term_weights!r}")
+        _check_term_weights(self.term_weights)
         if self.term_schedule not in TERM_SCHEDULES:
             raise ValueError(f"term_schedule must be one of {TERM_SCHEDULES}, got {self.term_schedule!r}")
         if self.term_schedule == "linear_first" and self.term_weights != "per_input":
@@ -347,8 +346,8 @@ class _TaskNeuronBase(BaseEstimator):
                          activation=self.activation, generator=torch.Generator().manual_seed(seed_init))
         first = train(linear)
         missing, unexpected = network.load_state_dict(linear.state_dict(), strict=False)
-        if unexpected or set(missing) != {name for name, p in network.named_parameters()
-                                          if any(p is q for q in _formula_parameters(network))}:
+        formula_ids = {id(p) for p in _formula_parameters(network)}
+        if unexpected or set(missing) != {name for name, p in network.named_parameters() if id(p) in formula_ids}:
             raise RuntimeError(f"linear stage: the networks do not match (missing {missing}, unexpected "
                                f"{unexpected}); please report this as a bug")
         linear_history = History({**record, "stage": "linear"} for record in first.history)

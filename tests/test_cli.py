@@ -238,11 +238,12 @@ def test_fit_with_the_linear_first_schedule(regression_csv, tmp_path, capfd):
     model_path = tmp_path / "m.tn"
     result = InProcess(capfd)("fit", regression_csv, "--target", "target", "--hidden", "8", "--max-epochs", "400",
                               "--formula", "x**2 + x", "--term-weights", "per_input", "--term-schedule",
-                              "linear_first", "--out", model_path, "--quiet")
+                              "linear_first", "--formula-stage-epochs", "50", "--out", model_path, "--quiet")
     assert result.returncode == 0, result.stderr
     from taskneurons import load
 
     model = load(model_path)
     assert model.term_schedule == "linear_first" and set(model.history_["stage"]) == {"linear", "formula"}
+    assert model.formula_stage_epochs == 50 and (model.history_["stage"] == "formula").sum() <= 50
     bad = InProcess(capfd)("fit", regression_csv, "--target", "target", "--term-schedule", "linear_first")
     assert bad.returncode != 0 and "per_input" in bad.stderr

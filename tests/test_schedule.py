@@ -75,6 +75,21 @@ def test_both_stages_share_one_epoch_budget(data):
     assert torch.count_nonzero(short.network_[0].term_coefficients) == 0
 
 
+def test_formula_stage_epochs_gives_the_formula_stage_a_budget_of_its_own(data):
+    X, y = data
+    shared = TaskNeuronRegressor(**{**SETTINGS, "max_epochs": 4}).fit(X, y)
+    own = TaskNeuronRegressor(**{**SETTINGS, "max_epochs": 4, "formula_stage_epochs": 3}).fit(X, y)
+    # the linear stage is the same; the formula stage now gets its 3 epochs after the 4 linear ones
+    stages = list(own.history_["stage"])
+    assert stages == ["linear"] * 4 + ["formula"] * 3 and own.n_epochs_ == 7
+    np.testing.assert_array_equal(own.history_["valid_loss"][:4], shared.history_["valid_loss"])
+    for bad in (0, -1, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="formula_stage_epochs must be None or a positive integer"):
+            TaskNeuronRegressor(**{**SETTINGS, "formula_stage_epochs": bad}).fit(X, y)
+    with pytest.raises(ValueError, match="formula_stage_epochs sets the epochs of the formula stage"):
+        TaskNeuronRegressor(**{**SETTINGS, "term_schedule": "joint", "formula_stage_epochs": 10}).fit(X, y)
+
+
 def test_needs_per_input_term_weights_and_early_stopping(data):
     X, y = data
     with pytest.raises(ValueError, match="term_weights='per_input'"):

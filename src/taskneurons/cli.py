@@ -272,6 +272,9 @@ def fit(
     term_schedule: Annotated[TermSchedule, typer.Option(
         help="joint: train everything at once; linear_first (with --term-weights per_input): train the linear "
              "network first, then the formulas too, keeping them only if validation improves.")] = TermSchedule.joint,
+    formula_stage_epochs: Annotated[int | None, typer.Option(
+        min=1, help="With --term-schedule linear_first: the most epochs of the formula stage (default: the "
+                    "epochs the linear stage left of --max-epochs).")] = None,
     max_epochs: Annotated[int, typer.Option(help="Upper bound on training epochs (early stopping).")] = 200,
     test_size: Annotated[float, typer.Option(help="Fraction of rows held out for the reported metrics.")] = 0.2,
     compare: Annotated[bool, typer.Option("--compare/--no-compare",
@@ -305,7 +308,7 @@ def fit(
     settings = {"hidden_layer_sizes": sizes, "max_epochs": max_epochs, "random_state": seed, "device": device,
                 "verbose": not (quiet or json_output)}
     model = Estimator(formula=formula, term_weights=term_weights.value, term_schedule=term_schedule.value,
-                      **settings).fit(X_train, y_train)
+                      formula_stage_epochs=formula_stage_epochs, **settings).fit(X_train, y_train)
     results = {"TN" if formula != "x" else "LN": _evaluate(model, X_test, y_test, resolved)}
     if compare and formula != "x":
         baseline = Estimator(formula="x", **settings).fit(X_train, y_train)

@@ -102,6 +102,7 @@ class _TaskNeuronBase(BaseEstimator):
         basis: str = "auto",
         term_weights: str = "per_neuron",
         term_schedule: str = "joint",
+        formula_stage_epochs: int | None = None,
         add_linear_term: bool = True,
         binary_inputs: str = "linear",
         parameter_budget: str | int | None = None,
@@ -128,6 +129,7 @@ class _TaskNeuronBase(BaseEstimator):
         self.basis = basis
         self.term_weights = term_weights
         self.term_schedule = term_schedule
+        self.formula_stage_epochs = formula_stage_epochs
         self.add_linear_term = add_linear_term
         self.binary_inputs = binary_inputs
         self.parameter_budget = parameter_budget
@@ -190,6 +192,14 @@ class _TaskNeuronBase(BaseEstimator):
         if self.term_schedule == "linear_first" and not self.early_stopping:
             raise ValueError("term_schedule='linear_first' decides on validation data when to leave the linear stage "
                              "and whether to keep the formula stage; it needs early_stopping=True")
+        stage_epochs = self.formula_stage_epochs
+        if stage_epochs is not None:
+            if isinstance(stage_epochs, bool) or not (isinstance(stage_epochs, numbers.Integral) and stage_epochs > 0):
+                raise ValueError(f"formula_stage_epochs must be None or a positive integer, got {stage_epochs!r}")
+            if self.term_schedule != "linear_first":
+                raise ValueError("formula_stage_epochs sets the epochs of the formula stage of "
+                                 "term_schedule='linear_first'; with term_schedule="
+                                 f"{self.term_schedule!r} leave it None")
         for name in ("add_linear_term", "early_stopping"):
             # a string such as "False" would be truthy: refuse it rather than read it as True
             if not isinstance(getattr(self, name), (bool, np.bool_)):
@@ -333,8 +343,9 @@ class _TaskNeuronBase(BaseEstimator):
     def _train_linear_first(self, network, train, seed_init: int):
         """``term_schedule="linear_first"``: train the linear network of the same widths until early
         stopping, copy its weights into ``network`` (whose per-input formulas are then the
-        identity, ``a = 0``), train everything for the epochs left of ``max_epochs``, and keep that
-        second stage only if it lowered the validation loss.
+        identity, ``a = 0``), train everything for ``formula_stage_epochs`` epochs at most (None:
+        the epochs left of ``max_epochs``), and keep that second stage only if it lowered the
+        validation loss.
 
         ``train(module, max_epochs=...)`` runs :func:`fit_module` with the estimator's settings
         (the same validation rows in both stages). Returns both stages' history, epochs numbered on.
@@ -351,7 +362,10 @@ class _TaskNeuronBase(BaseEstimator):
             raise RuntimeError(f"linear stage: the networks do not match (missing {missing}, unexpected "
                                f"{unexpected}); please report this as a bug")
         linear_history = History({**record, "stage": "linear"} for record in first.history)
-        epochs_left = self.max_epochs - first.n_epochs
+        if self.formula_stage_epochs is None:
+            epochs_left = self.max_epochs - first.n_epochs
+        else:
+            epochs_left = self.formula_stage_epochs
         if epochs_left <= 0:  # the linear stage used the whole budget: the network is the linear one
             self.linear_stage_kept_ = True
             return linear_history
@@ -461,7 +475,13 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
         the network is trained jointly. In the Table 6 grid it is never significantly worse than
         the linear network and has the most pairs with TN >= LN (22 wins, 48 ties, 0 losses; 62
         of 70, against 60 for "joint"), but smaller gains where the formula fits (airfoil 4-25 %
-        better than LN instead of 32-58 %), since the linear stage takes most of the epochs.
+        better than LN instead of 32-58 %), since the linear stage takes most of the epochs
+        (see ``formula_stage_epochs``).
+    formula_stage_epochs : int or None, default None
+        With ``term_schedule="linear_first"``: the most epochs of the formula stage. None: the
+        epochs the linear stage left of ``max_epochs``, so the network trains no more epochs than
+        one linear network. An integer gives the formula stage a budget of its own (the whole
+        fit may then take up to ``max_epochs + formula_stage_epochs`` epochs).
     add_linear_term : bool, default True
         Add the term x to the neuron when the formula lacks it, so a task-based neuron can
         always represent what a linear neuron does.
@@ -536,15 +556,16 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
     _is_classifier = False
 
     def __init__(self, hidden_layer_sizes=(64, 32), formula="auto", *, vsr=None, task_layers="first",
-                 basis="auto", term_weights="per_neuron", term_schedule="joint", add_linear_term=True,
-                 binary_inputs="linear",
+                 basis="auto", term_weights="per_neuron", term_schedule="joint", formula_stage_epochs=None,
+                 add_linear_term=True, binary_inputs="linear",
                  parameter_budget=None, activation="relu", optimizer="adam", learning_rate=1e-3,
                  weight_decay=0.0, batch_size="auto", max_epochs=200, early_stopping=True,
                  validation_fraction=0.1, patience=20, scale_X="minmax", scale_y="standard",
                  categorical="onehot", input_clip="auto", random_state=None, device="auto", verbose=False):
         super().__init__(
             hidden_layer_sizes, formula, vsr=vsr, task_layers=task_layers, basis=basis, term_weights=term_weights,
-            term_schedule=term_schedule, add_linear_term=add_linear_term, binary_inputs=binary_inputs, parameter_budget=parameter_budget,
+            term_schedule=term_schedule, formula_stage_epochs=formula_stage_epochs, add_linear_term=add_linear_term,
+            binary_inputs=binary_inputs, parameter_budget=parameter_budget,
             activation=activation, optimizer=optimizer, learning_rate=learning_rate,
             weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
             early_stopping=early_stopping, validation_fraction=validation_fraction, patience=patience,

@@ -66,6 +66,14 @@ def check_same_ln(base: pd.DataFrame, variant: pd.DataFrame, name: str) -> None:
                          "same protocol, datasets, structures and seeds)")
 
 
+def head_to_head_row(label: str, first: pd.DataFrame, second: pd.DataFrame) -> str:
+    """A Markdown row: how often ``first``'s TN beats, ties and loses to ``second``'s, and the strict count."""
+    versus = tn_against_base(first, second)
+    counts = outcome_counts(versus)
+    return (f"| {label} | {counts['loss']} | {counts['tie']} | {counts['win']} | "
+            f"{counts['pairs'] - int((versus['diff'] > 0).sum())} of {counts['pairs']} |")
+
+
 def tn_against_base(base: pd.DataFrame, variant: pd.DataFrame) -> pd.DataFrame:
     """The variant's TN cells against the base's TN cells, through :func:`table6_summary`: the base
     TN plays "LN", so outcome "win" means the variant's TN is better and "loss" the base's."""
@@ -78,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, default=ROOT / "docs" / "results" / "table6")
     parser.add_argument("--variants", type=Path, nargs="+", required=True)
+    parser.add_argument("--versus", nargs="*", default=[], metavar="A:B",
+                        help="pairs of variant names whose TN networks to compare head to head, e.g. a variant "
+                             "against its control")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
 
@@ -86,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(names)) < len(names) or "base" in names:
         parser.error("variant folders need distinct names other than 'base' (they label the rows)")
     runs = {"base": base, **{path.name: load_results(path) for path in args.variants}}
+    versus = [tuple(pair.split(":")) for pair in args.versus]
+    for pair in versus:
+        if len(pair) != 2 or not set(pair) <= set(runs):
+            parser.error(f"--versus takes A:B with A and B among {sorted(runs)}, got {':'.join(pair)!r}")
     for name, frame in list(runs.items())[1:]:
         check_same_ln(base, frame, name)
     ln = base[base["model"] == "LN"]
@@ -112,10 +127,12 @@ def main(argv: list[str] | None = None) -> int:
               "(paired t-test over seeds), `variant better` the other way.", "",
               "| variant | base better | tie | variant better | strict base ≥ variant |", "|---|---:|---:|---:|---:|"]
     for name, frame in list(runs.items())[1:]:
-        versus = tn_against_base(base, frame)
-        counts = outcome_counts(versus)
-        lines.append(f"| {name} | {counts['loss']} | {counts['tie']} | {counts['win']} | "
-                     f"{counts['pairs'] - int((versus['diff'] > 0).sum())} of {counts['pairs']} |")
+        lines.append(head_to_head_row(name, base, frame))
+    if versus:
+        lines += ["", "## Head to head", "",
+                  "Per (dataset, structure): `A better` when run A's TN beats run B's TN (paired t-test over seeds).",
+                  "", "| A vs B | A better | tie | B better | strict A ≥ B |", "|---|---:|---:|---:|---:|"]
+        lines += [head_to_head_row(f"{a} vs {b}", runs[a], runs[b]) for a, b in versus]
 
     lines += oracle_lines(summaries)
     lines += ["", "## Per dataset: mean over S1-S5 of the mean over seeds", "",

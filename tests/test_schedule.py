@@ -86,8 +86,9 @@ def test_formula_stage_epochs_gives_the_formula_stage_a_budget_of_its_own(data):
     for bad in (0, -1, 2.5, True, "10"):
         with pytest.raises(ValueError, match="formula_stage_epochs must be None or a positive integer"):
             TaskNeuronRegressor(**{**SETTINGS, "formula_stage_epochs": bad}).fit(X, y)
-    with pytest.raises(ValueError, match="formula_stage_epochs sets the epochs of the formula stage"):
-        TaskNeuronRegressor(**{**SETTINGS, "term_schedule": "joint", "formula_stage_epochs": 10}).fit(X, y)
+    # like MLPRegressor's momentum without solver="sgd": only used by the schedule it belongs to
+    joint = TaskNeuronRegressor(**{**SETTINGS, "term_schedule": "joint", "max_epochs": 4, "formula_stage_epochs": 3})
+    assert joint.fit(X, y).n_epochs_ == 4 and "stage" not in joint.history_
 
 
 def test_needs_per_input_term_weights_and_early_stopping(data):
@@ -100,10 +101,18 @@ def test_needs_per_input_term_weights_and_early_stopping(data):
         TaskNeuronRegressor(**{**SETTINGS, "term_schedule": "linear"}).fit(X, y)
 
 
-def test_a_linear_formula_trains_in_one_stage(data):
+def test_with_a_linear_formula_the_second_stage_is_a_warm_restart(data):
+    # The restart control of the Table 6 variant: the same two stages without any formula.
     X, y = data
-    model = TaskNeuronRegressor(**{**SETTINGS, "formula": "x"}).fit(X, y)
-    assert model.linear_stage_kept_ is None and "stage" not in model.history_
+    model = TaskNeuronRegressor(**{**SETTINGS, "formula": "x", "formula_stage_epochs": 50}).fit(X, y)
+    plain = TaskNeuronRegressor((12,), formula="x", max_epochs=200, patience=5, random_state=0).fit(X, y)
+    history = model.history_
+    first, second = history[history["stage"] == "linear"], history[history["stage"] == "formula"]
+    np.testing.assert_array_equal(first["valid_loss"].to_numpy(), plain.history_["valid_loss"].to_numpy())
+    assert 0 < len(second) <= 50
+    assert model.linear_stage_kept_ == bool(second["valid_loss"].min() >= first["valid_loss"].min())
+    if model.linear_stage_kept_:
+        np.testing.assert_array_equal(model.predict(X), plain.predict(X))
 
 
 def test_classifier_and_model_file_round_trip(data, tmp_path):

@@ -1,4 +1,5 @@
-"""term_schedule="linear_first": the linear network first, then the per-input formulas, kept only if validation improves."""
+"""term_schedule="linear_first" (the linear network first, then the per-input formulas, kept only if validation
+improves) and term_weights="auto" (the layer kind with the lower validation loss)."""
 
 from __future__ import annotations
 
@@ -125,3 +126,37 @@ def test_classifier_and_model_file_round_trip(data, tmp_path):
     assert loaded.term_schedule == "linear_first" and loaded.linear_stage_kept_ == model.linear_stage_kept_
     assert list(loaded.history_["stage"]) == list(model.history_["stage"])
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("schedule", ["joint", "linear_first"])
+def test_auto_term_weights_keeps_the_network_with_the_lower_validation_loss(data, schedule, tmp_path):
+    X, y = data
+    settings = {**SETTINGS, "term_schedule": schedule, "parameter_budget": "linear", "max_epochs": 60}
+    auto = TaskNeuronRegressor(**{**settings, "term_weights": "auto"}).fit(X, y)
+    assert set(auto.term_weights_valid_loss_) == {"per_neuron", "per_input"}
+    assert auto.term_weights_ == min(auto.term_weights_valid_loss_, key=auto.term_weights_valid_loss_.get)
+    for kind in ("per_neuron", "per_input"):
+        # each candidate is exactly the network that term_weights=kind trains
+        single = TaskNeuronRegressor(**{**settings, "term_weights": kind,
+                                        "term_schedule": schedule if kind == "per_input" else "joint"}).fit(X, y)
+        assert single.term_weights_valid_loss_ == {kind: auto.term_weights_valid_loss_[kind]}
+        if kind == auto.term_weights_:
+            np.testing.assert_array_equal(auto.predict(X), single.predict(X))
+            assert auto.hidden_layer_sizes_ == single.hidden_layer_sizes_
+            assert auto.linear_stage_kept_ == single.linear_stage_kept_
+    auto.save(tmp_path / "m.tn")
+    loaded = load_model(tmp_path / "m.tn")
+    assert loaded.term_weights == "auto" and loaded.term_weights_ == auto.term_weights_
+    assert loaded.term_weights_valid_loss_ == auto.term_weights_valid_loss_
+    np.testing.assert_array_equal(loaded.predict(X), auto.predict(X))
+
+
+def test_auto_term_weights_needs_validation_rows(data):
+    X, y = data
+    with pytest.raises(ValueError, match="term_weights='auto' decides on validation data"):
+        TaskNeuronRegressor(**{**SETTINGS, "term_weights": "auto", "term_schedule": "joint",
+                               "early_stopping": False}).fit(X, y)
+    tiny = TaskNeuronRegressor(**{**SETTINGS, "term_weights": "auto", "max_epochs": 3}).fit(X[:8], y[:8])
+    assert tiny.term_weights_ == "per_neuron" and tiny.term_weights_valid_loss_ is None
+    with pytest.raises(ValueError, match="term_weights must be one of"):
+        TaskNeuronRegressor(**{**SETTINGS, "term_weights": "both"}).fit(X, y)

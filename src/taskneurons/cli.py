@@ -55,6 +55,7 @@ class Scale(str, Enum):
 class TermWeights(str, Enum):
     per_neuron = "per_neuron"
     per_input = "per_input"
+    auto = "auto"
 
 
 class TermSchedule(str, Enum):
@@ -268,7 +269,8 @@ def fit(
     hidden: Annotated[str, typer.Option(help="Hidden layer widths, comma-separated.")] = "64,32",
     term_weights: Annotated[TermWeights, typer.Option(
         help="per_neuron: every neuron weighs every (term, input), the paper's layer; per_input: each input "
-             "runs through its own fitted copy of the formula, then a linear layer.")] = TermWeights.per_neuron,
+             "runs through its own fitted copy of the formula, then a linear layer; auto: train both, keep "
+             "the one with the lower validation loss.")] = TermWeights.per_neuron,
     term_schedule: Annotated[TermSchedule, typer.Option(
         help="joint: train everything at once; linear_first (with --term-weights per_input): train the linear "
              "network first, then the formulas too, keeping them only if validation improves.")] = TermSchedule.joint,

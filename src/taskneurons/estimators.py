@@ -19,7 +19,7 @@ import numbers
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .errors import DataError, FormulaError, NumericalError
 from .formula import Formula
 from .nn.layer import BASES
-from .nn.mlp import _check_term_weights
+from .nn.mlp import TERM_WEIGHTS
 from .preprocessing import CATEGORICAL_ENCODINGS, SCALINGS, TabularEncoder, TargetScaler, _is_dataframe
 from .training import check_learning_rate
 
@@ -41,6 +41,8 @@ __all__ = ["TaskNeuronRegressor", "TaskNeuronClassifier"]
 TASK_LAYERS = ("first", "hidden", "all")
 BINARY_INPUTS = ("linear", "formula")
 TERM_SCHEDULES = ("joint", "linear_first")
+#: "auto": train a network of each layer kind and keep the one with the lower validation loss.
+TERM_WEIGHT_CHOICES = (*TERM_WEIGHTS, "auto")
 
 
 def _check_table(X, y=None) -> None:
@@ -78,6 +80,16 @@ def _formula_parameters(network) -> list[torch.nn.Parameter]:
 
     return [p for layer in network.modules() if isinstance(layer, FactoredTaskLinear)
             for p in (layer.term_coefficients, layer.inner_constants) if p is not None]
+
+
+class _NetworkFit(NamedTuple):
+    """One trained candidate network of :meth:`_TaskNeuronBase._fit` (``term_weights="auto"`` trains two)."""
+
+    network: torch.nn.Module
+    history: Any  # training.History
+    hidden_sizes: tuple[int, ...]
+    linear_stage_kept: bool | None
+    valid_loss: float | None  # best validation loss of the kept weights; None without validation rows
 
 
 def _has_text_columns(X) -> bool:
@@ -181,17 +193,19 @@ class _TaskNeuronBase(BaseEstimator):
             raise ValueError(f"max_epochs must be a positive integer, got {self.max_epochs!r}")
         if self.basis not in (*BASES, "auto"):
             raise ValueError(f"basis must be one of {(*BASES, 'auto')}, got {self.basis!r}")
-        _check_term_weights(self.term_weights)
+        if self.term_weights not in TERM_WEIGHT_CHOICES:
+            raise ValueError(f"term_weights must be one of {TERM_WEIGHT_CHOICES}, got {self.term_weights!r}")
         if self.term_schedule not in TERM_SCHEDULES:
             raise ValueError(f"term_schedule must be one of {TERM_SCHEDULES}, got {self.term_schedule!r}")
-        if self.term_schedule == "linear_first" and self.term_weights != "per_input":
+        if self.term_schedule == "linear_first" and self.term_weights == "per_neuron":
             # The paper's layer has no parameter setting at which it is the linear network of its width.
-            raise ValueError("term_schedule='linear_first' needs term_weights='per_input': only that layer is "
-                             "exactly a linear layer when its term coefficients are 0. Use term_schedule='joint' "
-                             "with term_weights='per_neuron'")
-        if self.term_schedule == "linear_first" and not self.early_stopping:
-            raise ValueError("term_schedule='linear_first' decides on validation data when to leave the linear stage "
-                             "and whether to keep the formula stage; it needs early_stopping=True")
+            raise ValueError("term_schedule='linear_first' needs term_weights='per_input' (or 'auto', where it "
+                             "applies to the per-input network): only that layer is exactly a linear layer when "
+                             "its term coefficients are 0. Use term_schedule='joint' with term_weights='per_neuron'")
+        for name, value in (("term_schedule='linear_first'", self.term_schedule == "linear_first"),
+                            ("term_weights='auto'", self.term_weights == "auto")):
+            if value and not self.early_stopping:
+                raise ValueError(f"{name} decides on validation data; it needs early_stopping=True")
         stage_epochs = self.formula_stage_epochs
         if stage_epochs is not None:
             if isinstance(stage_epochs, bool) or not (isinstance(stage_epochs, numbers.Integral) and stage_epochs > 0):
@@ -271,7 +285,7 @@ class _TaskNeuronBase(BaseEstimator):
         return () if len(two_valued) == X_scaled.shape[1] else tuple(int(j) for j in two_valued)
 
     def _hidden_sizes(self, sizes: tuple[int, ...], n_in: int, n_out: int, formulas: list[Formula],
-                      linear_inputs: tuple[int, ...]):
+                      linear_inputs: tuple[int, ...], term_weights: str):
         from .nn import count_parameters, match_parameters
 
         budget = self.parameter_budget
@@ -280,11 +294,10 @@ class _TaskNeuronBase(BaseEstimator):
         if budget == "linear":
             budget = count_parameters(n_in, sizes, n_out, "x")
         return match_parameters(n_in, n_out, sizes, formulas, budget=budget, linear_inputs=linear_inputs,
-                                term_weights=self.term_weights)
+                                term_weights=term_weights)
 
     # -- fitting ------------------------------------------------------------------------------
     def _fit(self, X, y):
-        from .nn import TaskMLP
         from .training import fit_module
 
         sizes = self._check_params()
@@ -308,13 +321,7 @@ class _TaskNeuronBase(BaseEstimator):
         self.formula_ = self._resolve_formula(X_scaled, self._vsr_target(y_checked, target), seed_vsr)
         formulas = self._layer_formulas(self.formula_, len(sizes))
         self.linear_inputs_ = self._linear_inputs(X_scaled, formulas)
-        self.hidden_layer_sizes_ = self._hidden_sizes(sizes, X_scaled.shape[1], n_out, formulas, self.linear_inputs_)
         self.layer_formulas_ = formulas
-        generator = torch.Generator().manual_seed(seed_init)
-        network = TaskMLP(X_scaled.shape[1], list(self.hidden_layer_sizes_), n_out, formulas,
-                          activation=self.activation, generator=generator, basis=self.basis,
-                          linear_inputs=self.linear_inputs_, term_weights=self.term_weights)
-        self._check_initial_network(network, X_scaled)
         batch_size = self.batch_size if self.batch_size != "auto" else int(np.clip(len(X_scaled) // 64, 32, 1024))
         train = functools.partial(
             fit_module, X=X_scaled.astype(np.float32), y=target, loss=self._loss, optimizer=self.optimizer,
@@ -323,17 +330,43 @@ class _TaskNeuronBase(BaseEstimator):
             validation_fraction=self.validation_fraction, patience=self.patience,
             random_state=seed_train, device=self.device, verbose=self.verbose,
         )
-        if self.term_schedule == "linear_first" and train.keywords["early_stopping"]:
-            history = self._train_linear_first(network, train, seed_init)
-        else:  # one stage: "joint", or no validation rows to decide stages on
-            history = train(network).history
-            self.linear_stage_kept_ = None
-        self.network_ = network
-        self.history_ = history.to_frame()
-        self.n_epochs_ = len(history)
+        validated = train.keywords["early_stopping"]
+        if self.term_weights != "auto":
+            kinds = (self.term_weights,)
+        else:  # without validation rows to choose on, the paper's layer
+            kinds = TERM_WEIGHTS if validated else ("per_neuron",)
+        # Each candidate starts from its own generator seeded alike and sees the same validation rows.
+        fits = {kind: self._fit_network(kind, sizes, X_scaled, n_out, train, seed_init) for kind in kinds}
+        self.term_weights_ = min(kinds, key=lambda kind: fits[kind].valid_loss)  # ties: the paper's layer
+        self.term_weights_valid_loss_ = {kind: fit.valid_loss for kind, fit in fits.items()} if validated else None
+        chosen = fits[self.term_weights_]
+        self.hidden_layer_sizes_ = chosen.hidden_sizes
+        self.linear_stage_kept_ = chosen.linear_stage_kept
+        self.network_ = chosen.network
+        self.history_ = chosen.history.to_frame()
+        self.n_epochs_ = len(chosen.history)
         self.n_parameters_ = sum(p.numel() for p in self.network_.parameters())
         self.fit_time_ = time.perf_counter() - start
         return self
+
+    def _fit_network(self, term_weights: str, sizes, X_scaled: np.ndarray, n_out: int, train,
+                     seed_init: int) -> _NetworkFit:
+        """Build the network of one layer kind (widths under ``parameter_budget``) and train it
+        with the estimator's schedule; ``linear_first`` applies to the per-input layer only."""
+        from .nn import TaskMLP
+
+        hidden = self._hidden_sizes(sizes, X_scaled.shape[1], n_out, self.layer_formulas_, self.linear_inputs_,
+                                    term_weights)
+        network = TaskMLP(X_scaled.shape[1], list(hidden), n_out, self.layer_formulas_,
+                          activation=self.activation, generator=torch.Generator().manual_seed(seed_init),
+                          basis=self.basis, linear_inputs=self.linear_inputs_, term_weights=term_weights)
+        self._check_initial_network(network, X_scaled)
+        if term_weights == "per_input" and self.term_schedule == "linear_first" and train.keywords["early_stopping"]:
+            history, kept, valid_loss = self._train_linear_first(network, train, seed_init)
+        else:  # one stage: "joint", the paper's layer, or no validation rows to decide stages on
+            result = train(network)
+            history, kept, valid_loss = result.history, None, result.best_valid_loss
+        return _NetworkFit(network, history, tuple(hidden), kept, valid_loss)
 
     def _train_linear_first(self, network, train, seed_init: int):
         """``term_schedule="linear_first"``: train the linear network of the same widths until early
@@ -343,7 +376,8 @@ class _TaskNeuronBase(BaseEstimator):
         validation loss.
 
         ``train(module, max_epochs=...)`` runs :func:`fit_module` with the estimator's settings
-        (the same validation rows in both stages). Returns both stages' history, epochs numbered on.
+        (the same validation rows in both stages). Returns both stages' history (epochs numbered
+        on), whether the linear stage was kept, and the kept stage's best validation loss.
         """
         from .nn import TaskMLP
         from .training import History
@@ -362,15 +396,15 @@ class _TaskNeuronBase(BaseEstimator):
         else:
             epochs_left = self.formula_stage_epochs
         if epochs_left <= 0:  # the linear stage used the whole budget: the network is the linear one
-            self.linear_stage_kept_ = True
-            return linear_history
+            return linear_history, True, first.best_valid_loss
         start = {name: value.clone() for name, value in network.state_dict().items()}
         second = train(network, max_epochs=epochs_left)
-        self.linear_stage_kept_ = not second.best_valid_loss < first.best_valid_loss
-        if self.linear_stage_kept_:
+        kept = not second.best_valid_loss < first.best_valid_loss
+        if kept:
             network.load_state_dict(start)
-        return History([*linear_history, *({**record, "epoch": record["epoch"] + first.n_epochs, "stage": "formula"}
-                                           for record in second.history)])
+        history = History([*linear_history, *({**record, "epoch": record["epoch"] + first.n_epochs, "stage": "formula"}
+                                              for record in second.history)])
+        return history, kept, min(first.best_valid_loss, second.best_valid_loss)
 
     def _check_initial_network(self, network, X_scaled: np.ndarray) -> None:
         """Refuse, with the reason, a network that overflows before any training step.
@@ -447,7 +481,7 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
         ``"per_input"``: in the Table 6 ablations (docs/results/table6_variants) per-neuron
         layers reach TN >= LN on 54 of 70 pairs with "orthonormal" and 53 with "terms", and
         per-input layers on 55 with "orthonormal" and 60 with "terms".
-    term_weights : {"per_neuron", "per_input"}, default "per_neuron"
+    term_weights : {"per_neuron", "per_input", "auto"}, default "per_neuron"
         ``"per_neuron"`` is the paper's task-based layer: every neuron learns its own weight for
         every (term, input), ``y = b + sum_k W_k phi_k(x)``, K times the weights of a linear
         layer. ``"per_input"`` (:class:`~taskneurons.nn.FactoredTaskLinear`): every input runs
@@ -458,7 +492,12 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
         as exactly that linear network (``a = 0``). In the Table 6 grid (14 datasets, budget
         "linear") it is never significantly worse than the linear network (37 wins, 33 ties,
         0 losses) where "per_neuron" has 47 / 17 / 6, but "per_neuron" gains more where the
-        formula fits (better on 41 pairs, worse on 8).
+        formula fits (better on 41 pairs, worse on 8). ``"auto"`` (needs ``early_stopping``)
+        trains one network of each kind, from the same seed and on the same validation rows,
+        each with its own ``parameter_budget`` widths and ``basis="auto"`` basis, and keeps the
+        one with the lower best validation loss (``term_weights_``); ``term_schedule`` applies
+        to the per-input network. It costs both fits. With fewer than 10 rows (no validation
+        rows) it trains the paper's layer.
     term_schedule : {"joint", "linear_first"}, default "joint"
         How the network is trained. ``"joint"``: all parameters from the start. ``"linear_first"``
         (needs ``term_weights="per_input"`` and ``early_stopping``): first the linear-neuron
@@ -548,6 +587,11 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
         validation loss and the network kept the linear stage's weights (every per-input formula
         is then the identity). None when the network was trained in one stage. The ``stage``
         column of ``history_`` ("linear", "formula") tells the epochs of the two stages apart.
+    term_weights_ : {"per_neuron", "per_input"}
+        The layer kind of ``network_``: ``term_weights``, or the one ``"auto"`` chose.
+    term_weights_valid_loss_ : dict or None
+        The best validation loss of each network trained (two with ``"auto"``); None without
+        validation rows.
     """
 
     _loss = "mse"

@@ -151,6 +151,8 @@ def save_estimator(estimator, path: str | os.PathLike) -> None:
         "fit_time": float(estimator.fit_time_),
         "n_epochs": int(estimator.n_epochs_),
         "linear_stage_kept": getattr(estimator, "linear_stage_kept_", None),
+        "term_weights": estimator.term_weights_,
+        "term_weights_valid_loss": estimator.term_weights_valid_loss_,
         "history": json.loads(estimator.history_.to_json(orient="records")),
         "dtype": str(next(estimator.network_.parameters()).dtype).replace("torch.", ""),
     }
@@ -260,7 +262,7 @@ def load(path: str | os.PathLike):
 
 def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
     from .formula import Formula
-    from .nn import TaskMLP
+    from .nn import TERM_WEIGHTS, TaskMLP
     from .preprocessing import TabularEncoder, TargetScaler
 
     classes = _estimator_classes()
@@ -323,10 +325,18 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
     if any(not 0 <= j < n_in for j in chosen) or len(set(chosen)) != len(chosen) or len(chosen) >= n_in:
         raise ModelFileError(f"linear_inputs in the model file must be distinct indices of the {n_in} inputs, "
                              "leaving at least one for the formula")
+    # the layer kind fitted ("auto" chose one); older files have only the parameter, or neither
+    term_weights = fitted.get("term_weights", params.get("term_weights", "per_neuron"))
+    if term_weights not in TERM_WEIGHTS:
+        raise ModelFileError(f"term_weights in the model file must be one of {TERM_WEIGHTS}, got {term_weights!r}")
+    losses = fitted.get("term_weights_valid_loss")
+    if losses is not None and not (isinstance(losses, dict) and set(losses) <= set(TERM_WEIGHTS)
+                                   and all(isinstance(v, (int, float)) for v in losses.values())):
+        raise ModelFileError("term_weights_valid_loss in the model file must map layer kinds to numbers")
+    estimator.term_weights_, estimator.term_weights_valid_loss_ = term_weights, losses
     network = TaskMLP(n_in, list(estimator.hidden_layer_sizes_), n_out, estimator.layer_formulas_,
                       activation=params.get("activation", "relu"), basis=params.get("basis", "terms"),
-                      dtype=dtype, linear_inputs=estimator.linear_inputs_,
-                      term_weights=params.get("term_weights", "per_neuron"))  # absent in older files
+                      dtype=dtype, linear_inputs=estimator.linear_inputs_, term_weights=term_weights)
     network.load_state_dict(state, strict=True)
     estimator.network_ = network.train(False)
     estimator.n_parameters_ = int(fitted["n_parameters"])

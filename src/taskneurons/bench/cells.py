@@ -196,6 +196,7 @@ def _run_network(cell: Cell, data: _Data, train, test) -> dict[str, Any]:
         record["formula"] = str(model.formula_)
         record["formula_source"] = cell.formula_source
         record["layer_terms"] = [str(t) for t in model.layer_formulas_[0].terms]
+        record["term_weights"] = model.term_weights_  # the layer kind trained ("auto" chooses one)
     return record
 
 

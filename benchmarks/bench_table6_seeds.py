@@ -11,12 +11,15 @@ more seeds and writes:
 2. per (dataset, structure): in how many blocks TN >= LN, TN's mean advantage over all seeds and
    its p-value, so that pairs TN loses every time stand apart from pairs that flip.
 
-Seeds 0-9 of such a run are the committed ten-seed run's cells (copied with ``--reuse``), so block
-0-9 reproduces ``docs/results/table6``. The committed 30-seed run (no boosting columns, 64 min on
-2 cores)::
+Seeds 0-9 of such a run are a ten-seed run's cells (copied with ``--reuse``), so block 0-9
+reproduces it. The committed runs below were made while the ``fast`` protocol's TN networks were
+the paper's layer alone (up to commit cb3967a; with today's protocol add ``--tn
+term_weights=per_neuron --tn basis=orthonormal --tn term_schedule=joint`` to the first and ``--tn
+term_schedule=joint`` to the second). The
+30-seed run (no boosting columns, 64 min on 2 cores)::
 
     taskneurons bench table6 --data-dir ../shared/datasets/paper --seeds 30 --no-boosting --n-jobs 2 \\
-        --reuse docs/results/table6 --out docs/results/table6_30seeds
+        --reuse docs/results/table6_variants/paper_layer --out docs/results/table6_30seeds
     python benchmarks/bench_table6_seeds.py --run docs/results/table6_30seeds
 
 and the per-input neurons' 20-seed run (TN cells of seeds 10-19 computed, 25 min)::

@@ -13,9 +13,13 @@ reads the base run and the variant folders and writes one Markdown table set:
    test sets. That is selection on the test sets, so no rule that picks one of these runs per
    dataset can do better.
 
-Run the variants first (14-23 min each on 2 cores); the committed ones are::
+Run the variants first (14-23 min each on 2 cores). The committed ones were run while the
+``fast`` protocol's TN networks were the paper's layer alone (up to commit cb3967a), against the
+run now kept as ``table6_variants/paper_layer``; with today's protocol, prefix each ``--tn`` list
+with ``--tn term_weights=per_neuron --tn basis=orthonormal --tn term_schedule=joint`` for the same
+networks (new settings hashes, so they are computed, not resumed)::
 
-    V=docs/results/table6_variants; B=docs/results/table6
+    V=docs/results/table6_variants; B=$V/paper_layer
     RUN="taskneurons bench table6 --data-dir ../shared/datasets/paper --n-jobs 2 --reuse $B"
     $RUN --tn-formula paper --out $V/paper_formula
     $RUN --tn-formula 'x**2' --out $V/quadratic
@@ -30,6 +34,22 @@ Run the variants first (14-23 min each on 2 cores); the committed ones are::
 
 (``linear_first`` was computed as a fresh full grid, 45.9 min on 2 cores with that TN setting
 as the protocol's; its LN, VSR and boosting cells came out bit-identical to the base run's.)
+
+Today's default (``docs/results/table6``: the paper's layer or per-input formulas, whichever
+validates better) was run on another machine, whose LN cells differ from the base run's in the
+last digits, so it is compared with the runs that share its LN cells, in ``schedules.md``: the
+per-input network alone, and the control, LN networks given the same two-stage training without
+formulas (``--tn-formula x``: the second stage is a warm restart)::
+
+    B=docs/results/table6; V=docs/results/table6_variants
+    RUN="taskneurons bench table6 --data-dir ../shared/datasets/paper --n-jobs 2 --reuse $B"
+    $RUN --tn term_weights=per_input --tn basis=terms --out $V/per_input_alone
+    $RUN --tn-formula x --tn term_weights=per_input --tn basis=terms --out $V/restart_control
+    python benchmarks/bench_table6_variants.py --base $B --variants $V/per_input_alone $V/restart_control \
+        --versus base:restart_control per_input_alone:restart_control --out $V/schedules.md
+
+(``per_input_alone`` was computed as a fresh full grid, 32.1 min on 2 cores; its LN, VSR and
+boosting cells came out bit-identical to the base run's.)
 """
 
 from __future__ import annotations

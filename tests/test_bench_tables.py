@@ -26,8 +26,9 @@ from taskneurons.cli import main
 from taskneurons.errors import DataError
 from taskneurons.formula import Formula
 
-# A protocol small enough for tests: 3 epochs, a cubic grammar, a 10-tree HGB.
-TINY = {"name": "tiny", "estimator": {"max_epochs": 3, "batch_size": 32, "patience": 2},
+# A protocol small enough for tests: 3 epochs (3 more for the per-input formula stage), a cubic
+# grammar, a 10-tree HGB.
+TINY = {"name": "tiny", "estimator": {"max_epochs": 3, "batch_size": 32, "patience": 2, "formula_stage_epochs": 3},
         "vsr": {"max_degree": 3}, "boosting": {"HGB": {"max_iter": 10}}}
 STRUCTURE = {"T": (6,)}
 VOLATILE = ("time", "fit_time", "warnings", "traceback")

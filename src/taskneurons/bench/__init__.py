@@ -18,6 +18,7 @@ from .executors import EXECUTORS, run_cells, single_threaded
 from .protocols import (
     BOOSTING,
     LN_SETTINGS,
+    PAPER_LAYER_SETTINGS,
     PROTOCOLS,
     STRUCTURES,
     TN_SETTINGS,
@@ -59,6 +60,7 @@ __all__ = [
     "STRUCTURES",
     "LN_SETTINGS",
     "TN_SETTINGS",
+    "PAPER_LAYER_SETTINGS",
     "VSR_SETTINGS",
     "BOOSTING",
     "resolve_protocol",

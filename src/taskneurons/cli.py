@@ -272,7 +272,7 @@ def fit(
              "runs through its own fitted copy of the formula, then a linear layer; auto: train both, keep "
              "the one with the lower validation loss.")] = TermWeights.per_neuron,
     term_schedule: Annotated[TermSchedule, typer.Option(
-        help="joint: train everything at once; linear_first (with --term-weights per_input): train the linear "
+        help="joint: train everything at once; linear_first (with --term-weights per_input or auto): train the linear "
              "network first, then the formulas too, keeping them only if validation improves.")] = TermSchedule.joint,
     formula_stage_epochs: Annotated[int | None, typer.Option(
         min=1, help="With --term-schedule linear_first: the most epochs of the formula stage (default: the "

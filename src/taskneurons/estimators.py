@@ -494,15 +494,15 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
         0 losses) where "per_neuron" has 47 / 17 / 6, but "per_neuron" gains more where the
         formula fits (better on 41 pairs, worse on 8). ``"auto"`` (needs ``early_stopping``)
         trains one network of each kind, from the same seed and on the same validation rows,
-        each with its own ``parameter_budget`` widths and ``basis="auto"`` basis, and keeps the
-        one with the lower best validation loss (``term_weights_``); ``term_schedule`` applies
+        each with its own ``parameter_budget`` widths (and, with ``basis="auto"``, its own
+        basis), and keeps the one with the lower best validation loss (``term_weights_``); ``term_schedule`` applies
         to the per-input network. It costs both fits. With fewer than 10 rows (no validation
         rows) it trains the paper's layer. It is the Table 6 protocol's TN network (with
         ``term_schedule="linear_first"``, ``formula_stage_epochs=100``): 51 wins, 19 ties,
         0 losses against the linear network, TN >= LN on 68 of 70 pairs.
     term_schedule : {"joint", "linear_first"}, default "joint"
         How the network is trained. ``"joint"``: all parameters from the start. ``"linear_first"``
-        (needs ``term_weights="per_input"`` and ``early_stopping``): first the linear-neuron
+        (needs ``term_weights="per_input"`` or ``"auto"``, and ``early_stopping``): first the linear-neuron
         network of the same widths (the network with every ``a = 0``) is trained until early
         stopping; its best weights are copied in and everything, formulas included, is trained
         for the epochs left of ``max_epochs`` -- the same epoch budget as one linear network

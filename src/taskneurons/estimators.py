@@ -391,10 +391,7 @@ class _TaskNeuronBase(BaseEstimator):
             raise RuntimeError(f"linear stage: the networks do not match (missing {missing}, unexpected "
                                f"{unexpected}); please report this as a bug")
         linear_history = History({**record, "stage": "linear"} for record in first.history)
-        if self.formula_stage_epochs is None:
-            epochs_left = self.max_epochs - first.n_epochs
-        else:
-            epochs_left = self.formula_stage_epochs
+        epochs_left = self.max_epochs - first.n_epochs if self.formula_stage_epochs is None else self.formula_stage_epochs
         if epochs_left <= 0:  # the linear stage used the whole budget: the network is the linear one
             return linear_history, True, first.best_valid_loss
         start = {name: value.clone() for name, value in network.state_dict().items()}
@@ -495,8 +492,8 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
         formula fits (better on 41 pairs, worse on 8). ``"auto"`` (needs ``early_stopping``)
         trains one network of each kind, from the same seed and on the same validation rows,
         each with its own ``parameter_budget`` widths (and, with ``basis="auto"``, its own
-        basis), and keeps the one with the lower best validation loss (``term_weights_``); ``term_schedule`` applies
-        to the per-input network. It costs both fits. With fewer than 10 rows (no validation
+        basis), and keeps the one with the lower best validation loss (``term_weights_``);
+        ``term_schedule`` applies to the per-input network. It costs both fits. With fewer than 10 rows (no validation
         rows) it trains the paper's layer. It is the Table 6 protocol's TN network (with
         ``term_schedule="linear_first"``, ``formula_stage_epochs=100``): 51 wins, 19 ties,
         0 losses against the linear network, TN >= LN on 68 of 70 pairs.

@@ -594,3 +594,79 @@ def test_slices_of_a_task_mlp_are_plain_sequentials_and_width_one_norm_is_refuse
     assert isinstance(net[0], TaskLinear)
     with pytest.raises(ValueError, match="norm='layer' needs hidden widths >= 2"):
         TaskMLP(10, [5, 1], 1, "x**2 + x", norm="layer")  # LayerNorm over 1 feature outputs 0
+
+
+# -- dtypes, low precision, meta device ----------------------------------------------------------
+
+@pytest.mark.parametrize("formula", ["x**7 + sin(1.7*x)", "x**2 + x", "x"])
+def test_integer_inputs_are_refused_before_their_powers_wrap_around(formula):
+    layer = TaskLinear(1, 1, formula)
+    with pytest.raises(DataError, match="floating-point inputs, got torch.int64"):
+        layer(torch.tensor([[1000]]))
+
+
+def test_an_input_of_another_dtype_is_refused_outside_autocast():
+    layer = TaskLinear(1, 1, "x**3 + sin(1.7*x)")
+    with pytest.raises(DataError, match=r"float32 parameters but got a torch.float16 input.*autocast"):
+        layer(torch.tensor([[50.0]], dtype=torch.float16))  # x**3 = 125000 is inf in float16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(torch.tensor([[0.5]], dtype=torch.bfloat16)).isfinite().all()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_orthonormal_layer_under_autocast_is_as_accurate_as_linear(bias):
+    layer = TaskLinear(8, 8, "x**3 + sin(1.7*x) + x", bias=bias, basis="orthonormal")
+    layer.reset_parameters(gen(4))
+    x = torch.rand(500, 8, generator=gen(5)) * 2 - 1
+    exact = layer.double()(x.double())
+    layer.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = layer(x)
+        linear_low = F.linear(layer.expand(x), *layer.term_parameters())  # the term-space product
+    assert low.dtype == torch.bfloat16
+    error = ((low.double() - exact).norm() / exact.norm()).item()
+    assert error < 0.01  # bfloat16 keeps 8 bits; mapping the weights to the terms first gave 0.35
+    assert ((linear_low.double() - exact).norm() / exact.norm()).item() > 10 * error
+
+
+def test_orthonormal_features_are_what_the_weights_apply_to():
+    layer = TaskLinear(3, 2, "x**5 + x**3 + x", basis="orthonormal", dtype=torch.float64)
+    x = torch.rand(7, 3, generator=gen(1), dtype=torch.float64) * 2 - 1
+    psi = layer.orthonormal_features(x)
+    assert psi.shape == (7, 9)
+    torch.testing.assert_close(F.linear(psi, layer.weight, layer.bias), layer(x))
+    with pytest.raises(ValueError, match="basis='orthonormal'"):
+        TaskLinear(3, 2, "x**2 + x").orthonormal_features(x.float())
+
+
+def test_term_constants_names_a_bad_term_index():
+    layer = TaskLinear(2, 1, "x**3 + sin(1.7*x)")
+    assert layer.term_constants(-1).shape == (1, 2)
+    with pytest.raises(IndexError, match="term index 5 out of range for 2 terms"):
+        layer.term_constants(5)
+
+
+def test_mlp_factory_arguments_reach_parametrised_activations_and_numpy_widths_are_accepted():
+    np = pytest.importorskip("numpy")
+    net = TaskMLP(3, np.int64(4), 1, "x**2 + x", activation=nn.PReLU, dtype=torch.float64,
+                  generator=np.int64(3))
+    assert net.hidden == (4,)
+    assert net(torch.randn(2, 3, dtype=torch.float64)).dtype == torch.float64
+    again = TaskMLP(3, [4], 1, "x**2 + x", activation=nn.PReLU, dtype=torch.float64, generator=3)
+    assert torch.equal(net[0].weight, again[0].weight)
+
+
+def test_meta_device_then_to_empty_rebuilds_the_index_buffers():
+    with torch.device("meta"):
+        net = TaskMLP(3, [4], 1, "x**2 + x", linear_inputs=[0])
+        factored = TaskMLP(3, [4], 1, "x**2 + x", linear_inputs=[0], term_weights="per_input")
+    for model in (net, factored):
+        model.to_empty(device="cpu")
+        model.reset_parameters(0)
+        first = model[0]
+        assert first.task_index.tolist() == [1, 2]
+        reference = type(model)(3, [4], 1, "x**2 + x", linear_inputs=[0], term_weights=model.term_weights,
+                                generator=0)
+        x = torch.randn(5, 3, generator=gen(2))
+        torch.testing.assert_close(model(x), reference(x))
+    assert net[0].linear_index.tolist() == [0]

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import DataError
 from ..formula import Formula, Term, torch_functions
 from .init import task_linear_init_
 from .layer import (
@@ -17,11 +16,12 @@ from .layer import (
     _check_width,
     _Float64Bases,
     _orthonormal_basis,
+    check_input,
     reset_inner_constants,
     term_plan,
     term_values,
 )
-from .mixed import check_linear_inputs
+from .mixed import check_linear_inputs, index_buffer
 
 __all__ = ["FactoredTaskLinear", "factored_terms"]
 
@@ -114,8 +114,9 @@ class FactoredTaskLinear(_Float64Bases):
         else:
             self.register_parameter("inner_constants", None)
         # None when every input takes the formula: forward then skips the gather and scatter.
-        self.register_buffer("task_index", torch.tensor(task_inputs, dtype=torch.long, device=device)
-                             if self.linear_inputs else None, persistent=False)
+        self._task_inputs = task_inputs
+        self.register_buffer("task_index", index_buffer(task_inputs, device) if self.linear_inputs else None,
+                             persistent=False)
         self._plan = term_plan(self.terms)
         self._functions = torch_functions()
         # term_mixing (K-1, K), re-derived from float64 on dtype changes (_Float64Bases): psi_k = sum_j M[k-1, j] (phi_j - mu_j), phi_0 = x; see _basis.
@@ -125,6 +126,12 @@ class FactoredTaskLinear(_Float64Bases):
         self.register_buffer("term_mixing", mixing.to(device, buffer_dtype), persistent=False)
         self.register_buffer("term_means", means.to(device, buffer_dtype), persistent=False)
         self.reset_parameters()
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        if self.task_index is not None:  # a constant: re-derived, not converted (see MixedTaskLinear._apply)
+            self.task_index = index_buffer(self._task_inputs, self.task_index.device)
+        return self
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """``nn.Linear``'s draws for weight and bias (same random stream), ``a = 0``, inner
@@ -147,16 +154,15 @@ class FactoredTaskLinear(_Float64Bases):
 
     def _term_space(self) -> tuple[Tensor, Tensor]:
         # a^T M maps the basis coefficients to the terms (O(K^2 * in), no batch dimension); the
-        # centring of psi becomes one constant per input.
-        coefficients = self.term_mixing.T @ self.term_coefficients          # (K, n_task)
-        return coefficients, self.term_means @ coefficients                 # (n_task,)
+        # centring of psi becomes one constant per input. Outside autocast: in bfloat16 the large,
+        # cancelling entries of M would leave g(x) mostly rounding (12 % error).
+        with torch.autocast(self.term_mixing.device.type, enabled=False):
+            coefficients = self.term_mixing.T @ self.term_coefficients      # (K, n_task)
+            return coefficients, self.term_means @ coefficients             # (n_task,)
 
     def transform(self, input: Tensor) -> Tensor:
         """``g(x)``, every input through its own formula: ``(*, in_features) -> (*, in_features)``."""
-        if input.dim() == 0 or input.shape[-1] != self.in_features:
-            raise DataError(f"{type(self).__name__} expects inputs of shape (*, {self.in_features}), "
-                            f"got {tuple(input.shape)}; pass {self.in_features} features in the last "
-                            "dimension or build the layer with the right in_features")
+        check_input(self, input)
         if self.n_terms == 1:
             return input
         x = input if self.task_index is None else input.index_select(-1, self.task_index)
@@ -192,4 +198,5 @@ def _basis(terms: tuple[Term, ...], basis: str) -> tuple[Tensor, Tensor]:
         mixing, means = _orthonormal_basis(terms, centred=True)
         if mixing is not None:
             return mixing[1:].clone(), means
-    return torch.eye(k, dtype=torch.float64)[1:].clone(), torch.zeros(k, dtype=torch.float64)
+    cpu64 = {"dtype": torch.float64, "device": "cpu"}  # originals stay on the CPU, also under a meta context
+    return torch.eye(k, **cpu64)[1:].clone(), torch.zeros(k, **cpu64)

@@ -87,7 +87,9 @@ class TaskLinear(_Float64Bases):
         scale inputs to. Powers such as x, x**3, x**5 are 90 %+ correlated there; decorrelating
         them conditions gradient descent much better without changing what the layer can
         represent or its parameter count. ``weight`` then holds the basis coefficients;
-        :meth:`term_parameters` gives the weights on the terms themselves.
+        :meth:`term_parameters` gives the weights on the terms themselves. The layer keeps the
+        raw terms instead (``basis_mixing is None``) when a term is not finite on [-1, 1]
+        (``log(x)``, ``1/x``) or the terms are nearly linearly dependent there.
     device, dtype
         Factory arguments for the parameters, as for ``nn.Linear``.
 
@@ -108,6 +110,11 @@ class TaskLinear(_Float64Bases):
     estimators raise it rather than return a NaN prediction. Used on its own, feed the layer
     inputs of about unit scale (or float64). ``basis="orthonormal"`` is built for inputs in
     [-1, 1]: on larger inputs its high-degree basis functions grow faster than the raw powers.
+    In float16/bfloat16 and under autocast an orthonormal layer applies its weights to the basis
+    functions computed in float32 (:meth:`orthonormal_features`), as accurate as ``nn.Linear``
+    under autocast. A layer *converted* to bfloat16 also rounds its inner constants (1.7 becomes
+    1.703), and the basis amplifies that change (errors near 10 % for ``sin(1.7*x)``); keep such
+    layers in float32 and use autocast for mixed precision.
 
     Attributes
     ----------
@@ -169,7 +176,9 @@ class TaskLinear(_Float64Bases):
         # matvec for the bias shift: 2 ops instead of einsum's ~10 per step, which halves the step
         # time of a small first layer. Above _KRON_MAX_WIDTH the (K*in)^2 matrix costs more than it saves.
         use_kron = mixing is not None and self.n_terms * self.in_features <= _KRON_MAX_WIDTH
-        kron = torch.kron(mixing, torch.eye(self.in_features, dtype=mixing.dtype)) if use_kron else None
+        # float64 originals live on the CPU even under a torch.device('meta') context (see _Float64Bases)
+        kron = torch.kron(mixing, torch.eye(self.in_features, dtype=mixing.dtype, device="cpu")) \
+            if use_kron else None
         self.register_buffer("basis_kron", None if kron is None else kron.to(device, buffer_dtype),
                              persistent=False)
         shift = kron @ means.repeat_interleave(self.in_features) if use_kron else None
@@ -207,8 +216,32 @@ class TaskLinear(_Float64Bases):
         """Apply the layer: ``(*, in_features) -> (*, out_features)``."""
         if self.basis_mixing is None:
             return F.linear(self.expand(input), self.weight, self.bias)
+        if input.dtype in _HALF_DTYPES or torch.is_autocast_enabled(input.device.type):
+            return F.linear(self.orthonormal_features(input), self.weight, self.bias)
         weight, bias = self.term_parameters()
         return F.linear(self.expand(input), weight, bias)
+
+    def orthonormal_features(self, input: Tensor) -> Tensor:
+        """``psi(x) = A (phi(x) - mu)``, the basis the weights of ``basis="orthonormal"`` apply to:
+        ``(*, in) -> (*, K*in)``, computed in float32 (or float64) and returned in the input's dtype.
+
+        ``forward`` maps the weights back to the terms instead (cheaper), but in float16/bfloat16
+        or under autocast that map's large, cancelling term weights would turn the output into
+        rounding noise (errors of 10-35 %); the features psi are of unit scale, so a low-precision
+        matmul on them is as accurate as ``nn.Linear``'s.
+        """
+        check_input(self, input)
+        if self.basis_mixing is None:
+            raise ValueError("orthonormal_features needs a layer with basis='orthonormal' that kept its basis "
+                             "(see the basis parameter)")
+        dtype = torch.promote_types(input.dtype, torch.float32)
+        x = input.to(dtype)
+        constants = None if self.inner_constants is None else self.inner_constants.to(dtype)
+        mixing, means = (self._basis64[name].to(input.device, dtype) for name in ("basis_mixing", "basis_means"))
+        with torch.autocast(input.device.type, enabled=False):
+            terms = torch.stack(term_values(x, self._plan, constants, self._functions), dim=-2)  # (*, K, in)
+            psi = torch.einsum("kj,...ji->...ki", mixing, terms - means[:, None])
+        return psi.flatten(-2).to(input.dtype)
 
     def term_parameters(self) -> tuple[Tensor, Tensor | None]:
         """Weight ``(out, K*in)`` and bias on the formula's own terms.
@@ -236,29 +269,28 @@ class TaskLinear(_Float64Bases):
         Raises
         ------
         DataError
-            When the last dimension of ``input`` is not ``in_features``. The check reads only the
-            shape, so under ``torch.compile`` it becomes a shape guard, not a graph break; with
-            ``fullgraph=True`` a wrong width surfaces as torch's compile error quoting this message.
+            When the last dimension of ``input`` is not ``in_features``, or ``input`` is not of
+            the parameters' floating dtype (outside autocast) -- see :func:`check_input`.
         """
-        if input.dim() == 0 or input.shape[-1] != self.in_features:
-            raise DataError(f"{type(self).__name__} expects inputs of shape (*, {self.in_features}), "
-                            f"got {tuple(input.shape)}; pass {self.in_features} features in the last "
-                            "dimension or build the layer with the right in_features")
+        check_input(self, input)
         if self._identity:
             return input
         return torch.cat(term_values(input, self._plan, self.inner_constants, self._functions), dim=-1)
 
     # -- views and helpers --------------------------------------------------------------------
-    def term_weight(self, k: int) -> Tensor:
-        """``W_k``, the ``(out_features, in_features)`` block of :attr:`weight` for term ``k`` (a view)."""
+    def _term_index(self, k: int) -> int:
         if not -self.n_terms <= k < self.n_terms:
             raise IndexError(f"term index {k} out of range for {self.n_terms} terms")
-        k %= self.n_terms
+        return k % self.n_terms
+
+    def term_weight(self, k: int) -> Tensor:
+        """``W_k``, the ``(out_features, in_features)`` block of :attr:`weight` for term ``k`` (a view)."""
+        k = self._term_index(k)
         return self.weight[:, k * self.in_features:(k + 1) * self.in_features]
 
     def term_constants(self, k: int) -> Tensor | None:
         """Inner constants of term ``k``, shape ``(n_constants_k, in_features)`` (a view), or None."""
-        _, _, start, stop = self._plan.terms[k]
+        _, _, start, stop = self._plan.terms[self._term_index(k)]
         if start == stop or self.inner_constants is None:
             return None
         return self.inner_constants[start:stop]
@@ -273,6 +305,30 @@ class TaskLinear(_Float64Bases):
         basis = f", basis={self.basis}" if self.basis != "terms" else ""
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, formula='{self.formula}', n_terms={self.n_terms}{basis}")
+
+
+def check_input(layer: nn.Module, input: Tensor) -> None:
+    """Refuse an input a task layer would compute wrongly, with what to do; reads only metadata.
+
+    The width must be ``layer.in_features``. The dtype must be floating and, outside autocast,
+    the dtype of ``layer.weight``: the terms are computed in the input's dtype before the matmul,
+    so an int64 ``x**7`` would wrap around and a float16 ``x**3`` overflow at 40 where
+    ``nn.Linear`` refuses the mismatch. Only shapes and dtypes are read, so under
+    ``torch.compile`` these checks become guards, not graph breaks (with ``fullgraph=True`` a
+    wrong width surfaces as torch's compile error quoting the message).
+    """
+    name = type(layer).__name__
+    if input.dim() == 0 or input.shape[-1] != layer.in_features:
+        raise DataError(f"{name} expects inputs of shape (*, {layer.in_features}), got {tuple(input.shape)}; "
+                        f"pass {layer.in_features} features in the last dimension or build the layer with the "
+                        "right in_features")
+    dtype = layer.weight.dtype
+    if not input.is_floating_point():
+        raise DataError(f"{name} expects floating-point inputs, got {input.dtype}; convert them with "
+                        f"x.to({dtype})")
+    if input.dtype != dtype and not torch.is_autocast_enabled(input.device.type):
+        raise DataError(f"{name} has {dtype} parameters but got a {input.dtype} input; convert the input "
+                        f"(x.to({dtype})) or the layer (layer.to({input.dtype})), or run under torch.autocast")
 
 
 def layer_parameter_count(in_features: int, out_features: int, formula: str | Formula,
@@ -345,6 +401,9 @@ def term_values(input: Tensor, plan: TermPlan, inner_constants: Tensor | None, f
             pieces.append(evaluate_program(program, input, constants[start:stop], functions))
     return pieces
 
+
+#: Input dtypes in which TaskLinear with basis="orthonormal" applies its weights to the basis itself.
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 #: Largest n_terms * in_features for which TaskLinear maps orthonormal weights back with one kron matmul.
 _KRON_MAX_WIDTH = 512

@@ -15,7 +15,7 @@ from ..formula import Formula
 from .init import _draw
 from .layer import TaskLinear, _check_width
 
-__all__ = ["MixedTaskLinear", "check_linear_inputs"]
+__all__ = ["MixedTaskLinear", "check_linear_inputs", "index_buffer"]
 
 
 def check_linear_inputs(linear_inputs: Sequence[int], in_features: int) -> tuple[int, ...]:
@@ -34,6 +34,11 @@ def check_linear_inputs(linear_inputs: Sequence[int], in_features: int) -> tuple
         raise ValueError(f"linear_inputs lists all {in_features} inputs, which leaves none for the formula; "
                          "use formula 'x' (an ordinary linear layer) instead")
     return tuple(indices)
+
+
+def index_buffer(indices: Sequence[int], device: Any) -> Tensor:
+    """The long tensor of input ``indices`` that a layer's ``index_select`` reads, on ``device``."""
+    return torch.tensor(indices, dtype=torch.long, device=device)
 
 
 class MixedTaskLinear(nn.Module):
@@ -72,11 +77,18 @@ class MixedTaskLinear(nn.Module):
         self.task = TaskLinear(len(task_inputs), self.out_features, formula, bias=bias, basis=basis, **factory)
         self.linear = nn.Linear(len(self.linear_inputs), self.out_features, bias=False, **factory)
         # Index buffers move with .to(device); they are fixed by the constructor, so not saved.
-        self.register_buffer("task_index", torch.tensor(task_inputs, dtype=torch.long, device=device),
-                             persistent=False)
-        self.register_buffer("linear_index", torch.tensor(self.linear_inputs, dtype=torch.long, device=device),
-                             persistent=False)
+        self._task_inputs = task_inputs
+        self.register_buffer("task_index", index_buffer(task_inputs, device), persistent=False)
+        self.register_buffer("linear_index", index_buffer(self.linear_inputs, device), persistent=False)
         self.reset_parameters()
+
+    def _apply(self, fn, *args, **kwargs):
+        # The index buffers are constants: re-derive them rather than let fn convert them, which
+        # for to_empty() (from the meta device) would leave them uninitialised.
+        super()._apply(fn, *args, **kwargs)
+        self.task_index = index_buffer(self._task_inputs, self.task_index.device)
+        self.linear_index = index_buffer(self.linear_inputs, self.linear_index.device)
+        return self
 
     @property
     def formula(self) -> Formula:

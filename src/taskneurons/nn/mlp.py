@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import operator
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -64,7 +65,7 @@ def make_activation(spec: str | type[nn.Module] | nn.Module) -> nn.Module:
 
 
 def _as_hidden(hidden: int | Sequence[int]) -> tuple[int, ...]:
-    if isinstance(hidden, int) and not isinstance(hidden, bool):
+    if hasattr(hidden, "__index__") and not isinstance(hidden, bool):  # int, numpy integers
         return (_check_width("hidden width", hidden),)
     if isinstance(hidden, str | bytes) or not isinstance(hidden, Sequence | torch.Size):
         raise ValueError(f"hidden must be an int or a sequence of ints (one width per hidden layer), "
@@ -356,7 +357,7 @@ class TaskMLP(nn.Sequential):
             else:
                 modules.append(TaskLinear(fan_in, fan_out, formulas[index], bias=bias, basis=neuron_basis, **factory))
             if index < len(widths):
-                modules.append(make_activation(activation))
+                modules.append(make_activation(activation).to(**factory))  # e.g. PReLU's slope
                 if norm == "layer":
                     modules.append(nn.LayerNorm(fan_out, elementwise_affine=False, **factory))
         super().__init__(*modules)
@@ -384,8 +385,8 @@ class TaskMLP(nn.Sequential):
 
     def reset_parameters(self, generator: torch.Generator | int | None = None) -> None:
         """Re-initialise every TaskLinear, in order, from one random stream (see TaskLinear)."""
-        if isinstance(generator, int) and not isinstance(generator, bool):
-            generator = torch.Generator().manual_seed(generator)
+        if hasattr(generator, "__index__") and not isinstance(generator, bool):  # int, numpy integers
+            generator = torch.Generator().manual_seed(operator.index(generator))
         elif generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(f"generator must be a torch.Generator, an int seed or None, got {generator!r}")
         for layer in self.task_layers:

@@ -670,3 +670,19 @@ def test_meta_device_then_to_empty_rebuilds_the_index_buffers():
         x = torch.randn(5, 3, generator=gen(2))
         torch.testing.assert_close(model(x), reference(x))
     assert net[0].linear_index.tolist() == [0]
+
+
+@pytest.mark.parametrize("budget", [float("inf"), 100.0, "100", True])
+def test_match_parameters_refuses_a_budget_that_is_not_an_int(budget):
+    with pytest.raises(ValueError, match="budget must be a whole number of parameters"):
+        match_parameters(3, 1, [4], "x**2 + x", budget=budget)
+
+
+def test_match_parameters_without_hidden_layers_says_so_when_nothing_fits():
+    with pytest.raises(ValueError, match="the network without hidden layers has 7"):
+        match_parameters(3, 1, [], "x**2 + x", budget=5)
+    assert match_parameters(3, 1, [], "x**2 + x", budget=np_int(7)) == ()
+
+
+def np_int(value):
+    return pytest.importorskip("numpy").int64(value)

@@ -202,6 +202,9 @@ def match_parameters(in_features: int, out_features: int, ln_hidden: int | Seque
     n_linear = _n_linear_inputs(linear_inputs, in_features)
     if budget is None:
         budget = _count((in_features, *hidden, out_features), [(1, 0)] * (len(hidden) + 1), bias)
+    elif isinstance(budget, bool) or not hasattr(budget, "__index__"):  # refuses inf, 1e3 and "100" alike
+        raise ValueError(f"budget must be a whole number of parameters (an int), got {budget!r}")
+    budget = operator.index(budget)
 
     def count(widths: tuple[int, ...]) -> int:
         return _count((in_features, *widths, out_features), shape_counts, bias, n_linear)
@@ -215,7 +218,8 @@ def match_parameters(in_features: int, out_features: int, ln_hidden: int | Seque
 
     ones = (1,) * len(hidden)
     if count(ones) > budget:
-        raise ValueError(f"no TN network fits in {budget} parameters: even hidden width 1 needs {count(ones)}; "
+        smallest = "even hidden width 1 needs" if hidden else "the network without hidden layers has"
+        raise ValueError(f"no TN network fits in {budget} parameters: {smallest} {count(ones)}; "
                          "raise the budget, use fewer terms, or use output_formula='x'")
     if not hidden:
         return ()

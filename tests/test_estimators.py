@@ -52,7 +52,7 @@ def test_regressor_learns_and_reports(diabetes):
     model = TaskNeuronRegressor(formula="x**2 + x", hidden_layer_sizes=(16,), random_state=0).fit(X[:350], y[:350])
     assert model.score(X[350:], y[350:]) > 0.3
     assert list(model.feature_names_in_) == list(X.columns)
-    assert model.formula_ == "x**2 + x"
+    assert model.formula_ == tn.Formula("x**2 + x")
     assert model.n_parameters_ == sum(p.numel() for p in model.network_.parameters())
     assert {"train_loss", "valid_loss", "valid_metric"} <= set(model.history_.columns)
     assert model.fit_time_ > 0
@@ -156,8 +156,57 @@ def test_missing_and_unseen_categories_are_refused_with_the_reason():
 def test_text_columns_at_predict_after_a_numeric_fit_are_explained():
     X = np.random.default_rng(0).uniform(size=(30, 2))
     model = TaskNeuronRegressor(formula="x", **FAST).fit(X, X.sum(1))
-    with pytest.warns(UserWarning, match="feature names"), pytest.raises(ValueError, match="fitted on a numeric array"):
+    with pytest.warns(UserWarning, match="feature names"), \
+            pytest.raises(ValueError, match="column 'b' holds the text value 'text' .*but it held numbers in fit"):
         model.predict(pd.DataFrame({"a": [0.5], "b": ["text"]}))
+    frame = pd.DataFrame(X, columns=["a", "b"])  # fitted on a DataFrame: the message is the same, and true
+    named = TaskNeuronRegressor(formula="x", **FAST).fit(frame, X.sum(1))
+    with pytest.raises(ValueError, match="column 'b' holds the text values 'x', 'y' \\(2 of 3 rows, first at index 1"):
+        named.predict(frame.head(3).assign(b=[0.5, "x", "y"]))
+
+
+def _numbers_frame(n=200):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.uniform(-1, 1, n), "b": rng.uniform(-1, 1, n)})
+    return X, 3 * X["a"] + X["b"]
+
+
+def test_columns_of_numbers_stored_as_objects_or_text_are_numeric():
+    X, y = _numbers_frame()
+    reference = TaskNeuronRegressor(formula="x", **FAST).fit(X, y)
+    expected = reference.predict(X)
+    for stored in (X.astype(object), X.astype(str), X.astype("string")):
+        model = TaskNeuronRegressor(formula="x", **FAST).fit(stored, y)
+        assert model.encoder_.feature_names_out_ == ["a", "b"]  # not one category per distinct number
+        np.testing.assert_allclose(model.predict(stored), expected, rtol=1e-6, atol=1e-6)
+    # a model fitted on numbers predicts on the same numbers stored otherwise, as scikit-learn does
+    for stored in (X.astype(object), X.astype(str), X.assign(b=X["b"].astype(object))):
+        np.testing.assert_array_equal(reference.predict(stored), expected)
+    flags = X.assign(b=X["b"] > 0)
+    flagged = TaskNeuronRegressor(formula="x", **FAST).fit(flags, y)
+    np.testing.assert_array_equal(flagged.predict(flags.astype({"b": object})), flagged.predict(flags))
+    steps = X.assign(b=np.round(X["b"]))
+    stepped = TaskNeuronRegressor(formula="x", **FAST).fit(steps, y)
+    np.testing.assert_array_equal(stepped.predict(steps.astype({"b": "category"})), stepped.predict(steps))
+
+
+def test_a_numeric_column_with_a_few_text_values_is_refused_not_one_hot_encoded():
+    X, y = _numbers_frame()
+    marked = X.astype({"a": object})
+    marked.loc[5, "a"] = "?"
+    with pytest.raises(ValueError, match="column 'a' holds numbers \\(199 distinct\\) except for the text value "
+                                         "'\\?' \\(1 of 200 rows, first at index 5\\).*na_values=\\['\\?'\\]"):
+        TaskNeuronRegressor(formula="x", **FAST).fit(marked, y)
+    # declared categories, and text columns with few distinct numbers, stay categories
+    as_category = TaskNeuronRegressor(formula="x", **FAST).fit(marked.head(20).astype({"a": "category"}), y[:20])
+    assert len(as_category.encoder_.feature_names_out_) == 21
+    rooms = X.assign(a=np.random.default_rng(1).choice(["1", "2", "3", "4+"], len(X)))
+    model = TaskNeuronRegressor(formula="x", **FAST).fit(rooms, y)
+    assert model.encoder_.feature_names_out_ == ["a=1", "a=2", "a=3", "a=4+", "b"]
+    # a column that held numbers in fit and has text at prediction time is refused by name
+    reference = TaskNeuronRegressor(formula="x", **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="column 'a' holds the text value '\\?' .*but it held numbers in fit"):
+        reference.predict(marked)
 
 
 def test_save_refuses_an_activation_given_as_a_module(tmp_path):
@@ -167,6 +216,122 @@ def test_save_refuses_an_activation_given_as_a_module(tmp_path):
     model = TaskNeuronRegressor(activation=torch.nn.Tanh, formula="x**2 + x", **FAST).fit(X, X[:, 0])
     with pytest.raises(ModelFileError, match="give the activation by name"):
         model.save(tmp_path / "model.tn")  # loading would otherwise rebuild the default ReLU
+
+
+def test_save_records_the_fitted_network_not_parameters_set_after_fit(tmp_path):
+    import torch
+
+    X = np.random.default_rng(0).uniform(-1, 1, size=(80, 3))
+    model = TaskNeuronRegressor(formula="x**3", **FAST).fit(X, X[:, 0] ** 2 + X[:, 1])
+    expected = model.predict(X)
+    model.set_params(activation="tanh", basis="terms")  # scikit-learn: no effect until the next fit
+    np.testing.assert_array_equal(model.predict(X), expected)
+    model.save(tmp_path / "model.tn")
+    loaded = tn.load(tmp_path / "model.tn")
+    np.testing.assert_array_equal(loaded.predict(X), expected)
+    assert loaded.get_params()["activation"] == "tanh"  # the parameters, as they are now
+    loaded.save(tmp_path / "again.tn")  # and a loaded model saves the same network again
+    np.testing.assert_array_equal(tn.load(tmp_path / "again.tn").predict(X), expected)
+    refit = loaded.fit(X, X[:, 0])  # the next fit uses the parameters
+    assert isinstance(refit.network_[1], torch.nn.Tanh) and refit.network_.basis == "terms"
+
+
+def test_save_refuses_a_directory_or_a_missing_folder_before_writing(tmp_path):
+    X = np.random.default_rng(0).uniform(size=(40, 2))
+    model = TaskNeuronRegressor(formula="x", **FAST).fit(X, X[:, 0])
+    folder = tmp_path / "models"
+    folder.mkdir()
+    with pytest.raises(ModelFileError, match="models is a directory; pass a file path"):
+        model.save(folder)
+    with pytest.raises(ModelFileError, match="the folder .*missing does not exist; create it first"):
+        model.save(tmp_path / "missing" / "model.tn")
+    (tmp_path / "model.tn").touch()
+    with pytest.raises(ModelFileError, match="model.tn is not a folder"):
+        model.save(tmp_path / "model.tn" / "inner.tn")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.tn", "models"]  # no .tmp file left behind
+    assert list(folder.iterdir()) == []
+
+
+def test_load_errors_from_the_model_description_name_the_file(tmp_path):
+    import json
+
+    from taskneurons.persistence import _metadata_digest
+
+    X = np.random.default_rng(0).uniform(size=(40, 2))
+    path = tmp_path / "model.tn"
+    TaskNeuronRegressor(formula="x", **FAST).fit(X, X[:, 0]).save(path)
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + size])
+
+    def edited(change):
+        meta = json.loads(header["__metadata__"]["taskneurons"])
+        change(meta)
+        meta["metadata_sha256"] = _metadata_digest(meta)  # a deliberate edit, checksums recomputed
+        text = json.dumps({**header, "__metadata__": {"taskneurons": json.dumps(meta)}}).encode()
+        text += b" " * (-len(text) % 8)
+        out = tmp_path / "edited.tn"
+        out.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + size:])
+        return out
+
+    with pytest.raises(ModelFileError, match="edited.tn: unknown parameter 'foo' for TaskNeuronRegressor"):
+        tn.load(edited(lambda meta: meta["params"].update(foo=1)))
+    with pytest.raises(ModelFileError, match="edited.tn: unknown basis 'bogus' \\(fitted\\)"):
+        tn.load(edited(lambda meta: meta["fitted"].update(basis="bogus")))
+    with pytest.raises(ModelFileError, match="edited.tn: unknown activation 'evil' \\(fitted\\)"):
+        tn.load(edited(lambda meta: meta["fitted"].update(activation="evil")))
+    with pytest.raises(ModelFileError, match="edited.tn: unknown basis 'bogus' \\(params\\)"):
+        tn.load(edited(lambda meta: meta["params"].update(basis="bogus")))
+    # files written before the fitted activation and basis were recorded: the parameters
+    old = tn.load(edited(lambda meta: [meta["fitted"].pop(k) for k in ("activation", "basis")]))
+    np.testing.assert_array_equal(old.predict(X), tn.load(path).predict(X))
+
+
+@pytest.mark.parametrize("params", [{}, {"term_weights": "per_input", "term_schedule": "linear_first"}],
+                         ids=["joint", "linear_first"])
+def test_seeded_fit_leaves_torch_global_generator_untouched(params):
+    import torch
+
+    X = np.random.default_rng(0).uniform(-1, 1, size=(60, 3))
+    state = torch.get_rng_state()
+    TaskNeuronRegressor(formula="x**2 + x", **{**FAST, "max_epochs": 3, **params}).fit(X, X[:, 0] ** 2)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_tiny_values_keep_their_signal_under_standard_scaling():
+    from taskneurons.preprocessing import TabularEncoder, TargetScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(300, 2))
+    y = X[:, 0] + 0.5 * X[:, 1]
+    for size in (1e-170, 1e-300, 1e300):  # the variance under- or overflows float64
+        scaled = TargetScaler("standard").fit_transform((y * size)[:, None])
+        np.testing.assert_allclose([scaled.mean(), scaled.std()], [0, 1], atol=1e-12)
+        encoded = TabularEncoder("standard", clip=None).fit_transform(X * size)
+        np.testing.assert_allclose(encoded.std(axis=0), 1, rtol=1e-12)
+    model = TaskNeuronRegressor(formula="x", scale_X="standard", **FAST).fit(X * 1e-170, y * 1e-170)
+    assert model.score(X * 1e-170, y * 1e-170) > 0.9
+    subnormal = TargetScaler("standard").fit_transform((y * 1e-310)[:, None])  # fewer digits, still scaled
+    np.testing.assert_allclose([subnormal.mean(), subnormal.std()], [0, 1], atol=1e-6)
+    with pytest.raises(ValueError, match="vary by less than 1e-308 \\(subnormal"):
+        TabularEncoder("standard").fit_transform(X * 1e-310)
+    np.testing.assert_array_equal(TargetScaler("standard").fit_transform(np.full((5, 1), 1e-170)), 0)
+
+
+@pytest.mark.parametrize("formula", ["sqrt(x)", "log(x)"])
+def test_a_formula_undefined_on_the_scaled_inputs_is_explained(formula):
+    X = np.random.default_rng(0).uniform(-1, 1, size=(40, 2))
+    with pytest.raises(ValueError, match="undefined \\(NaN\\) on part of the scaled inputs, which lie in \\[-1, 1\\]"):
+        TaskNeuronRegressor(formula=formula, **FAST).fit(X, X.sum(1))
+
+
+def test_input_clip_and_parameter_budget_messages():
+    X = np.random.default_rng(0).uniform(size=(40, 3))
+    model = TaskNeuronRegressor(formula="x", input_clip=np.float32(2.0), **FAST).fit(X, X.sum(1))
+    assert model.encoder_.clip == 2.0 and type(model.encoder_.clip) is float
+    with pytest.raises(ValueError, match="no network fits in 5 parameters; even hidden widths of 1 need 9") as info:
+        TaskNeuronRegressor(formula="x**2 + x", parameter_budget=5, **FAST).fit(X, X.sum(1))
+    assert "output_formula" not in str(info.value)  # a TaskMLP option the estimators do not have
 
 
 def test_failed_refit_leaves_no_half_fitted_model():
@@ -258,6 +423,12 @@ def test_bad_training_inputs(X, y, message):
     ({"early_stopping": 1}, "early_stopping must be True or False"),
     ({"learning_rate": -1.0}, "learning_rate must be a positive number"),
     ({"learning_rate": "0.01"}, "learning_rate must be a positive number"),
+    ({"validation_fraction": 0}, "validation_fraction must be in \\(0, 1\\), got 0"),
+    ({"patience": 0}, "patience must be an integer >= 1"),
+    ({"input_clip": "foo"}, "input_clip must be a positive finite number, 'auto' or None \\(no clipping\\), got 'foo'"),
+    ({"input_clip": 0}, "input_clip must be a positive finite number"),
+    ({"input_clip": True}, "input_clip must be a positive finite number"),
+    ({"input_clip": float("inf")}, "input_clip must be a positive finite number, 'auto' or None \\(no clipping\\)"),
 ])
 def test_bad_parameters_are_refused_before_any_work(params, message, monkeypatch):
     import taskneurons.estimators as estimators

@@ -686,3 +686,11 @@ def test_match_parameters_without_hidden_layers_says_so_when_nothing_fits():
 
 def np_int(value):
     return pytest.importorskip("numpy").int64(value)
+
+
+def test_a_seeded_mlp_leaves_the_global_generator_alone():
+    state = torch.get_rng_state()
+    TaskMLP(3, [4, 4], 1, "x**3 + sin(1.7*x)", generator=0, linear_inputs=[0])
+    assert torch.equal(torch.get_rng_state(), state)
+    TaskMLP(3, [4], 1, "x**2 + x")  # unseeded: draws from the global generator, like nn.Linear
+    assert not torch.equal(torch.get_rng_state(), state)

@@ -471,6 +471,8 @@ def test_bad_classification_targets():
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"validation_fraction": 1.0}, "validation_fraction"),
         ({"patience": 0}, "patience"),
+        ({"validation_fraction": "0.1"}, "validation_fraction must be in \\(0, 1\\), got '0.1'"),
+        ({"patience": True}, "patience must be an integer >= 1, got True"),
         ({"max_recoveries": -1}, "max_recoveries"),
         ({"recovery_factor": 2.0}, "recovery_factor"),
         ({"loss": "hinge"}, "unknown loss"),

@@ -34,7 +34,7 @@ from .formula import Formula
 from .nn.layer import BASES
 from .nn.mlp import TERM_WEIGHTS
 from .preprocessing import CATEGORICAL_ENCODINGS, SCALINGS, TabularEncoder, TargetScaler, _is_dataframe
-from .training import check_learning_rate
+from .training import check_early_stopping, check_learning_rate
 
 __all__ = ["TaskNeuronRegressor", "TaskNeuronClassifier"]
 
@@ -214,7 +214,13 @@ class _TaskNeuronBase(BaseEstimator):
             # a string such as "False" would be truthy: refuse it rather than read it as True
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        check_learning_rate(self.learning_rate)  # fit_module checks it too, but only after discovery
+        # fit_module checks these too, but only after discovery (which may take minutes)
+        check_learning_rate(self.learning_rate)
+        check_early_stopping(self.validation_fraction, self.patience)
+        clip = self.input_clip
+        if not (clip is None or (isinstance(clip, str) and clip == "auto")
+                or (isinstance(clip, numbers.Real) and not isinstance(clip, bool) and 0 < clip < np.inf)):
+            raise ValueError(f"input_clip must be a positive finite number, 'auto' or None (no clipping), got {clip!r}")
         return sizes
 
     def make_encoder(self) -> TabularEncoder:
@@ -223,8 +229,10 @@ class _TaskNeuronBase(BaseEstimator):
         Useful to run discovery or other models in exactly the input space the network sees.
         """
         clip = self.input_clip
-        if clip == "auto":
+        if isinstance(clip, str) and clip == "auto":
             clip = {"quantile": 1.0, "minmax": 1.0, "standard": 5.0}.get(self.scale_X)
+        elif isinstance(clip, numbers.Real) and not isinstance(clip, bool):
+            clip = float(clip)  # e.g. a numpy float32; the encoder's state is JSON in model files
         return TabularEncoder(self.scale_X, self.categorical, clip)
 
     def _resolve_formula(self, X: np.ndarray, y: np.ndarray, seed: int) -> Formula:
@@ -293,6 +301,12 @@ class _TaskNeuronBase(BaseEstimator):
             return sizes
         if budget == "linear":
             budget = count_parameters(n_in, sizes, n_out, "x")
+        smallest = count_parameters(n_in, (1,) * len(sizes), n_out, formulas, linear_inputs=linear_inputs,
+                                    term_weights=term_weights)
+        if smallest > budget:  # match_parameters' own message suggests a TaskMLP option we do not have
+            raise ValueError(f"parameter_budget={self.parameter_budget!r}: no network fits in {budget} parameters; "
+                             f"even hidden widths of 1 need {smallest} with the neuron {formulas[0]}. Raise the "
+                             "budget, use fewer hidden layers, or a formula with fewer terms")
         return match_parameters(n_in, n_out, sizes, formulas, budget=budget, linear_inputs=linear_inputs,
                                 term_weights=term_weights)
 
@@ -340,6 +354,8 @@ class _TaskNeuronBase(BaseEstimator):
         self.term_weights_ = min(kinds, key=lambda kind: fits[kind].valid_loss)  # ties: the paper's layer
         self.term_weights_valid_loss_ = {kind: fit.valid_loss for kind, fit in fits.items()} if validated else None
         chosen = fits[self.term_weights_]
+        # what the network was built with: set_params() after fit must not change what save() records
+        self._network_activation = self.activation
         self.hidden_layer_sizes_ = chosen.hidden_sizes
         self.linear_stage_kept_ = chosen.linear_stage_kept
         self.network_ = chosen.network
@@ -419,8 +435,15 @@ class _TaskNeuronBase(BaseEstimator):
                    "powers; use task_layers='first' (the default), basis='terms', a bounded activation such "
                    "as 'tanh', or a lower-degree formula")
         else:
-            why = (f"the scaled inputs are too large for the powers of {self.formula_}; keep scale_X and "
-                   "input_clip at their defaults")
+            with np.errstate(all="ignore"):
+                values = np.asarray(self.formula_.evaluate(X_scaled[:4096]), dtype=float)
+            if np.isnan(values).any() and not np.isinf(values).any():  # not an overflow: outside the domain
+                why = (f"the neuron {self.formula_} is undefined (NaN) on part of the scaled inputs, which lie "
+                       f"in [{X_scaled.min():.3g}, {X_scaled.max():.3g}] (e.g. sqrt or log of a negative "
+                       "value); use a formula defined on that range, such as sqrt(x + 2) or log(x + 2)")
+            else:
+                why = (f"the scaled inputs are too large for the powers of {self.formula_}; keep scale_X and "
+                       "input_clip at their defaults")
         raise NumericalError(f"the initial network's outputs are not finite on the training inputs: {why}")
 
     def _network_outputs(self, X) -> np.ndarray:
@@ -556,6 +579,14 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
     categorical : {"onehot", "ordinal"}, default "onehot"
         Encoding of text/categorical DataFrame columns. A category unseen in ``fit`` becomes
         all-zero columns under ``"onehot"``; under ``"ordinal"`` it is refused (DataError).
+        pandas ``category`` columns are always categories; object or string columns whose
+        values are all numbers (numbers stored as objects, numeric text, True/False) are used
+        as numbers, in fit and in predict, as scikit-learn does. A column of mostly numbers
+        with a few text values such as ``"?"`` (a missing-value marker) is refused with a
+        DataError naming the column and the values, rather than one-hot encoded with one
+        category per distinct number: mark them missing and drop or impute those rows, or
+        convert the column with ``.astype("category")`` (see
+        :class:`~taskneurons.preprocessing.TabularEncoder`).
     input_clip : float, "auto" or None, default "auto"
         Scaled inputs are clipped to [-input_clip, input_clip]: the guard against new inputs
         far outside the training range being raised to high powers (with min-max scaling, a

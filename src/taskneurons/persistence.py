@@ -120,6 +120,7 @@ def _labels_from_json(record: dict[str, Any]) -> np.ndarray:
 
 def save_estimator(estimator, path: str | os.PathLike) -> None:
     """Write a fitted TaskNeuronRegressor/Classifier to ``path``."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
     from sklearn.utils.validation import check_is_fitted
 
@@ -127,12 +128,17 @@ def save_estimator(estimator, path: str | os.PathLike) -> None:
     if name not in _estimator_classes():
         raise ModelFileError(f"save() supports TaskNeuronRegressor and TaskNeuronClassifier, not {name}")
     check_is_fitted(estimator, "network_")
-    if not isinstance(estimator.activation, str):
+    # The network as fitted, not the current parameters: set_params() after fit changes neither
+    # the fitted network nor its predictions (scikit-learn's convention), so neither may it change
+    # the network load() builds. Models fitted before this attribute existed: the parameter.
+    activation = getattr(estimator, "_network_activation", estimator.activation)
+    if not isinstance(activation, str):
         # A module or class cannot be stored as data; loading would silently rebuild ReLU.
         from .nn.mlp import ACTIVATIONS
 
-        raise ModelFileError(f"activation={estimator.activation!r} cannot be saved in a model file: give the "
+        raise ModelFileError(f"activation={activation!r} cannot be saved in a model file: give the "
                              f"activation by name ({', '.join(ACTIVATIONS)}) to save the model, or pickle it")
+    path = _check_destination(path)
     tensors: dict[str, torch.Tensor] = {
         f"network/{k}": v.detach().cpu().contiguous() for k, v in estimator.network_.state_dict().items()
     }
@@ -155,6 +161,8 @@ def save_estimator(estimator, path: str | os.PathLike) -> None:
         "term_weights_valid_loss": estimator.term_weights_valid_loss_,
         "history": json.loads(estimator.history_.to_json(orient="records")),
         "dtype": str(next(estimator.network_.parameters()).dtype).replace("torch.", ""),
+        "activation": activation,
+        "basis": str(estimator.network_.basis),
     }
     if hasattr(estimator, "classes_"):
         fitted["classes"] = _labels_to_json(np.asarray(estimator.classes_))
@@ -177,10 +185,26 @@ def save_estimator(estimator, path: str | os.PathLike) -> None:
     }
     meta = json.loads(json.dumps(meta, allow_nan=False))  # digest exactly what load() will read back
     meta["metadata_sha256"] = _metadata_digest(meta)
-    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={_METADATA_KEY: json.dumps(meta, allow_nan=False)})
-    os.replace(tmp, path)  # never leave a half-written model under the final name
+    try:
+        save_file(tensors, str(tmp), metadata={_METADATA_KEY: json.dumps(meta, allow_nan=False)})
+        os.replace(tmp, path)  # never leave a half-written model under the final name
+    except (OSError, SafetensorError) as exc:  # e.g. the disk is full, or the folder went away meanwhile
+        tmp.unlink(missing_ok=True)
+        raise ModelFileError(f"cannot write the model file {path}: {exc}") from None
+
+
+def _check_destination(path: str | os.PathLike) -> Path:
+    """Refuse a destination save() cannot write, before writing anything (no stray .tmp file)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a directory; pass a file path for the model, e.g. {path / 'model.tn'}")
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ModelFileError(f"cannot save the model to {path}: the folder {folder} {what}; create it first "
+                             "or choose another path")
+    return path
 
 
 def _read_header(path: Path) -> dict[str, Any]:
@@ -253,8 +277,8 @@ def load(path: str | os.PathLike):
         raise ModelFileError(f"{path}: tensor checksum mismatch; the file was modified or damaged")
     try:
         return _rebuild(meta, tensors)
-    except ModelFileError:
-        raise
+    except ModelFileError as exc:  # say which file, as every other message here does
+        raise ModelFileError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, OverflowError,
             RecursionError) as exc:  # malformed values: report them, never a raw traceback
         raise ModelFileError(f"{path}: the model description is inconsistent ({type(exc).__name__}: {exc})") from None
@@ -263,6 +287,8 @@ def load(path: str | os.PathLike):
 def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
     from .formula import Formula
     from .nn import TERM_WEIGHTS, TaskMLP
+    from .nn.layer import BASES
+    from .nn.mlp import ACTIVATIONS
     from .preprocessing import TabularEncoder, TargetScaler
 
     classes = _estimator_classes()
@@ -334,11 +360,24 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
                                    and all(isinstance(v, (int, float)) for v in losses.values())):
         raise ModelFileError("term_weights_valid_loss in the model file must map layer kinds to numbers")
     estimator.term_weights_, estimator.term_weights_valid_loss_ = term_weights, losses
+    # The network as fitted; files written before these were recorded have only the parameters.
+    # Both are checked, so that an edited parameter cannot make a later refit fail obscurely.
+    activation = fitted.get("activation", params.get("activation", "relu"))
+    basis = fitted.get("basis", params.get("basis", "terms"))
+    for where, value in (("fitted", activation), ("params", params.get("activation", "relu"))):
+        if not isinstance(value, str) or value not in ACTIVATIONS:
+            raise ModelFileError(f"unknown activation {value!r} ({where}) in the model file; the activations "
+                                 f"are {', '.join(ACTIVATIONS)}")
+    for where, value in (("fitted", basis), ("params", params.get("basis", "auto"))):
+        if value not in (*BASES, "auto"):
+            raise ModelFileError(f"unknown basis {value!r} ({where}) in the model file; the bases are "
+                                 f"{(*BASES, 'auto')}")
     network = TaskMLP(n_in, list(estimator.hidden_layer_sizes_), n_out, estimator.layer_formulas_,
-                      activation=params.get("activation", "relu"), basis=params.get("basis", "terms"),
-                      dtype=dtype, linear_inputs=estimator.linear_inputs_, term_weights=term_weights)
+                      activation=activation, basis=basis, dtype=dtype, linear_inputs=estimator.linear_inputs_,
+                      term_weights=term_weights)
     network.load_state_dict(state, strict=True)
     estimator.network_ = network.train(False)
+    estimator._network_activation = activation
     estimator.n_parameters_ = int(fitted["n_parameters"])
     estimator.fit_time_ = float(fitted["fit_time"])
     estimator.n_epochs_ = int(fitted["n_epochs"])

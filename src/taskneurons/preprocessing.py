@@ -8,6 +8,7 @@ a model file can store it as JSON + tensors and load it without unpickling anyth
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -29,13 +30,103 @@ def _is_dataframe(X) -> bool:
 
 
 def _is_categorical_column(series) -> bool:
-    """Text and categorical columns need encoding; booleans are used as the numbers 0/1."""
+    """Whether the column's *dtype* is not plain numbers (text, object, categorical): such columns
+    are looked at by name and value (:func:`_holds_categories`); booleans are the numbers 0/1."""
     import pandas as pd
 
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return False
     return isinstance(dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(dtype)
+
+
+#: A mostly numeric text column is refused (rather than one-hot encoded) when it has more distinct
+#: numbers than this, or than half its rows: see :func:`_holds_categories`.
+MAX_NUMERIC_CATEGORIES = 20
+
+
+def _parse_numbers(series) -> tuple[np.ndarray, np.ndarray]:
+    """The column's values as float64 (missing values and text as NaN), and a mask of the values
+    that are text rather than numbers ("?", "n/a"; not missing values, not the text "nan").
+
+    Numbers stored as objects (records, Decimal, ``df.T``), numeric text ("1.5") and True/False
+    all count as numbers, as scikit-learn's validation converts them.
+    """
+    import pandas as pd
+
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+    present = series.notna().to_numpy()
+    try:
+        parsed = pd.to_numeric(series, errors="coerce")
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or not pd.api.types.is_numeric_dtype(parsed.dtype) \
+            or pd.api.types.is_complex_dtype(parsed.dtype):
+        return np.full(len(series), np.nan), present
+    values = parsed.to_numpy(dtype=float, na_value=np.nan)
+    text = np.isnan(values) & present
+    if text.any():  # the text "nan" is float("nan"): a missing number, refused as such later
+        spelled_nan = series[text].astype(str).str.strip().str.lower().isin(["nan", "+nan", "-nan"]).to_numpy()
+        text[np.flatnonzero(text)[spelled_nan]] = False
+    return values, text
+
+
+def _describe_text(series, text: np.ndarray) -> tuple[str, list[str]]:
+    """"the text values '?', 'n/a' (3 of 300 rows, first at index 5)" and the most common values."""
+    counts = series[text].astype(str).value_counts()
+    shown = [str(v) for v in counts.index[:5]]
+    more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
+    first = series.index[int(np.flatnonzero(text)[0])]
+    listed = ", ".join(repr(v) for v in shown)
+    return (f"the text value{'s' if len(counts) > 1 else ''} {listed}{more} ({int(text.sum())} of {len(series)} rows, "
+            f"first at index {first!r})"), shown
+
+
+def _holds_categories(series, name: str) -> bool:
+    """Fit: whether a column is encoded as categories (True) or used as numbers (False).
+
+    Categorical dtypes are categories, even of numbers (the user declared them). Other non-numeric
+    columns are numbers when every value is one (see :func:`_parse_numbers`), and categories when
+    they hold text -- except a column of mostly numbers with many distinct ones and a few text
+    values such as "?": one-hot encoding would make one category per distinct number (hundreds of
+    columns, none of them seen again at prediction time) and silently lose the feature. That is
+    almost always a missing-value marker, so it is refused with what to do.
+    """
+    import pandas as pd
+
+    if not _is_categorical_column(series):
+        return False
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return True
+    values, text = _parse_numbers(series)
+    if not text.any():
+        return False
+    found = values[~np.isnan(values)]
+    n_distinct = len(np.unique(found))
+    if len(found) > text.sum() and n_distinct > min(MAX_NUMERIC_CATEGORIES, (len(found) + text.sum()) / 2):
+        described, shown = _describe_text(series, text)
+        raise DataError(f"column {name!r} holds numbers ({n_distinct} distinct) except for {described}. As text it "
+                        "would be one-hot encoded with one category per distinct number and lose its meaning. "
+                        "Replace those values by numbers, or mark them missing (e.g. pd.read_csv(..., "
+                        f"na_values={shown!r})) and drop or impute those rows; to encode the column as "
+                        "categories on purpose, convert it with .astype('category')")
+    return True
+
+
+def _column_numbers(series, name: str) -> np.ndarray:
+    """Transform: a column that held numbers in fit, as float64 (missing values as NaN).
+
+    Numbers stored as objects or text are converted as in fit; text is refused by name.
+    """
+    if not _is_categorical_column(series):
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    values, text = _parse_numbers(series)
+    if text.any():
+        described, _ = _describe_text(series, text)
+        raise DataError(f"column {name!r} holds {described}, but it held numbers in fit; replace them by "
+                        "numbers or remove those rows (pass the same kind of data as in fit)")
+    return values
 
 
 def _categories(series) -> list[str]:
@@ -59,11 +150,20 @@ class TabularEncoder:
         longer squash the bulk of a column into a corner of [-1, 1], and new values outside the
         training range stay inside it. ``"standard"`` gives zero mean and unit variance.
     categorical : {"onehot", "ordinal"}
-        How string/categorical DataFrame columns become numbers (booleans are 0/1). One-hot columns get
+        How text/categorical DataFrame columns become numbers. One-hot columns get
         one 0/1 column per category seen in training; unseen categories at transform time
         encode as all zeros. Ordinal columns have no free code for an unseen category (after
         scaling and clipping any new code would coincide with a seen one), so one raises a
         DataError naming it.
+
+        Which columns are categories: pandas ``category`` columns always (also of numbers).
+        Booleans are the numbers 0/1. An object or string column whose values are all numbers
+        (numbers stored as objects, numeric text such as ``"1.5"``, True/False) is numeric, as
+        in scikit-learn. A column holding text is categorical -- unless it is mostly numbers with
+        more than ``MAX_NUMERIC_CATEGORIES`` (20) distinct ones, or more distinct numbers than
+        half its rows, and a few text values such as ``"?"``: that is refused with a DataError
+        naming the column and the text values (mark them missing and drop or impute those rows,
+        or convert the column with ``.astype("category")`` to encode it as categories).
     clip : float or None
         After scaling, values are clipped to [-clip, clip]. Training data lie in [-1, 1]
         under minmax, so this only touches far outliers at prediction time, where a degree-7
@@ -82,8 +182,9 @@ class TabularEncoder:
             raise DataError(f"scale must be one of {SCALINGS}, got {scale!r}")
         if categorical not in CATEGORICAL_ENCODINGS:
             raise DataError(f"categorical must be one of {CATEGORICAL_ENCODINGS}, got {categorical!r}")
-        if clip is not None and not (isinstance(clip, (int, float)) and clip > 0):
-            raise DataError(f"clip must be a positive number or None, got {clip!r}")
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, numbers.Real)
+                                 or not 0 < clip < np.inf):  # np.float32 is Real; inf: say None
+            raise DataError(f"clip must be a positive finite number or None (no clipping), got {clip!r}")
         self.scale = scale
         self.categorical = categorical
         self.clip = clip
@@ -97,7 +198,7 @@ class TabularEncoder:
                 raise DataError(f"duplicated column names {duplicated}; give every column a unique name")
             self.categories_ = {
                 name: _categories(X.iloc[:, i])
-                for i, name in enumerate(self.feature_names_in_) if _is_categorical_column(X.iloc[:, i])
+                for i, name in enumerate(self.feature_names_in_) if _holds_categories(X.iloc[:, i], name)
             }
         else:
             self.feature_names_in_ = None
@@ -123,12 +224,17 @@ class TabularEncoder:
                                 "quantile scaling")
             self.offset_ = -middle * self.scale_  # a constant column maps to 0, the centre of [-1, 1]
         elif self.scale == "standard":
-            with np.errstate(over="ignore", invalid="ignore"):
-                mean, std = raw.mean(axis=0), raw.std(axis=0)
+            mean, std = _mean_std(raw)
             if not (np.isfinite(mean).all() and np.isfinite(std).all()):
                 raise DataError("X has values so large that their mean or variance overflows float64; "
                                 "rescale those columns or use scale='minmax'")
-            self.scale_ = 1.0 / np.where(std > 0, std, 1.0)
+            with np.errstate(over="ignore", divide="ignore"):
+                self.scale_ = 1.0 / np.where(std > 0, std, 1.0)
+            if not np.isfinite(self.scale_).all():  # 1/std overflows for spreads below ~5.6e-309
+                tiny = [self._name(j) for j in np.flatnonzero(~np.isfinite(self.scale_))]
+                raise DataError(f"columns {tiny} vary by less than 1e-308 (subnormal numbers): too little to "
+                                "scale to unit variance; multiply them by a constant (e.g. 1e300) or use "
+                                "quantile scaling")
             self.offset_ = -mean * self.scale_
         else:
             self.scale_ = np.ones(raw.shape[1])
@@ -173,13 +279,13 @@ class TabularEncoder:
 
     def _encode(self, X) -> np.ndarray:
         if not _is_dataframe(X) or self.feature_names_in_ is None:
-            if _is_dataframe(X) and any(_is_categorical_column(X.iloc[:, i]) for i in range(X.shape[1])):
-                raise DataError("X has text or categorical columns, but the model was fitted on a numeric array "
-                                "without column names; refit it on a DataFrame to have such columns encoded")
             if self.categories_:
                 raise DataError(f"this encoder was fitted on a DataFrame with categorical columns "
                                 f"{sorted(self.categories_)}; pass a DataFrame with the same named columns "
                                 "so that they are encoded by name")
+            if _is_dataframe(X):  # fitted on numbers only: object/text columns must hold numbers too
+                return _numeric(np.column_stack([_column_numbers(X.iloc[:, i], str(X.columns[i]))
+                                                 for i in range(X.shape[1])]), "X")
             return _numeric(np.asarray(X), "X")
         columns: list[np.ndarray] = []
         for i, name in enumerate(self.feature_names_in_):
@@ -187,10 +293,7 @@ class TabularEncoder:
             if name in self.categories_:
                 columns.extend(self._encode_categorical(name, column))
             else:
-                if _is_categorical_column(column):
-                    raise DataError(f"column {name!r} holds text now but was numeric in fit; pass the "
-                                    "same kind of data as in fit")
-                columns.append(_numeric(column.to_numpy(dtype=float, na_value=np.nan), f"column {name!r}"))
+                columns.append(_numeric(_column_numbers(column, name), f"column {name!r}"))
         if not columns:
             raise DataError("X has no columns left to use; pass at least one feature")
         return np.column_stack(columns).astype(float, copy=False)
@@ -246,15 +349,21 @@ class TargetScaler:
         self.scale = scale
 
     def fit_transform(self, y: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
             center, spread = self._statistics(y)
-            if not (np.isfinite(center).all() and np.isfinite(spread).all()):
-                # Targets near the float64 limit (|y| ~ 1e308): the sums overflow. The statistics
-                # are affine, so compute them on y / max|y| and scale back.
+            # Targets near the float64 limit (|y| ~ 1e308) overflow the sums; tiny ones (|y| ~ 1e-170)
+            # underflow the squares, so a varying column would look constant and lose its signal.
+            # The statistics are affine: compute them on y / max|y| and scale back.
+            varying = np.ptp(y, axis=0) > 0
+            if not (np.isfinite(center).all() and np.isfinite(spread).all()) or (varying & ~(spread > 0)).any():
                 size = np.max(np.abs(y), axis=0)
                 size = np.where(np.isfinite(size) & (size > 0), size, 1.0)
                 center, spread = self._statistics(y / size)
                 center, spread = center * size, spread * size
+            if (varying & ~(spread > 0)).any():  # the spread itself underflows (subnormal y)
+                raise DataError("y varies by less than 1e-308 (subnormal numbers): too little to scale; "
+                                "multiply y by a constant (e.g. 1e300) before fitting and divide the "
+                                "predictions by it")
             self.center_ = center
             self.spread_ = np.where(spread > 0, spread, 1.0)
             out = self.transform(y)
@@ -286,6 +395,24 @@ class TargetScaler:
         scaler = cls(meta["scale"])
         scaler.center_, scaler.spread_ = np.asarray(arrays["center"], float), np.asarray(arrays["spread"], float)
         return scaler
+
+
+def _mean_std(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations that neither overflow (|x| ~ 1e308) nor underflow.
+
+    The variance of values around 1e-170 is below the smallest float64, so ``std`` would be 0 and
+    a varying column would be scaled as a constant (its signal dropped). Statistics are affine:
+    such columns are computed on ``x / max|x|`` and scaled back.
+    """
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        mean, std = raw.mean(axis=0), raw.std(axis=0)
+        redo = ~(np.isfinite(mean) & np.isfinite(std)) | ((std == 0) & (np.ptp(raw, axis=0) > 0))
+        if redo.any():
+            size = np.max(np.abs(raw[:, redo]), axis=0)
+            size = np.where(np.isfinite(size) & (size > 0), size, 1.0)
+            part = raw[:, redo] / size
+            mean[redo], std[redo] = part.mean(axis=0) * size, part.std(axis=0) * size
+    return mean, std
 
 
 def _quantile_transform(raw: np.ndarray, quantiles: np.ndarray) -> np.ndarray:

@@ -836,6 +836,15 @@ def check_learning_rate(learning_rate: Any) -> None:
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}.")
 
 
+def check_early_stopping(validation_fraction: Any, patience: Any) -> None:
+    """Refuse a validation fraction outside (0, 1) and a patience below 1 (text and booleans included)."""
+    if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, numbers.Real) \
+            or not 0 < validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}.")
+    if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
+        raise ValueError(f"patience must be an integer >= 1, got {patience!r}.")
+
+
 def _check_params(*, batch_size, max_epochs, learning_rate, validation_fraction, patience, min_delta,
                   max_recoveries, recovery_factor, eval_batch_size, clip_grad_norm) -> None:
     def need(ok: bool, text: str) -> None:
@@ -847,9 +856,7 @@ def _check_params(*, batch_size, max_epochs, learning_rate, validation_fraction,
     need(isinstance(max_epochs, (int, np.integer)) and max_epochs >= 1,
          f"max_epochs must be an integer >= 1, got {max_epochs!r}.")
     check_learning_rate(learning_rate)
-    need(0 < validation_fraction < 1, f"validation_fraction must be in (0, 1), got {validation_fraction!r}.")
-    need(isinstance(patience, (int, np.integer)) and patience >= 1,
-         f"patience must be an integer >= 1, got {patience!r}.")
+    check_early_stopping(validation_fraction, patience)
     need(min_delta >= 0, f"min_delta must be >= 0, got {min_delta!r}.")
     need(isinstance(max_recoveries, (int, np.integer)) and max_recoveries >= 0,
          f"max_recoveries must be an integer >= 0, got {max_recoveries!r}.")

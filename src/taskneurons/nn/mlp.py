@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import operator
@@ -62,6 +63,14 @@ def make_activation(spec: str | type[nn.Module] | nn.Module) -> nn.Module:
         return copy.deepcopy(spec)
     raise ValueError(f"activation must be a name ({', '.join(ACTIVATIONS)}), an nn.Module class or an "
                      f"nn.Module instance, got {type(spec).__name__}")
+
+
+def _forked_rng(device: Any) -> contextlib.AbstractContextManager:
+    """A fork of the CPU generator, and of the CUDA device's when ``device`` names one."""
+    device = None if device is None else torch.device(device)
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device is not None and device.type == "cuda" else []
+    return torch.random.fork_rng(devices=cuda)
 
 
 def _as_hidden(hidden: int | Sequence[int]) -> tuple[int, ...]:
@@ -349,21 +358,25 @@ class TaskMLP(nn.Sequential):
         neuron_basis = "orthonormal" if basis == "auto" else basis  # of the per-neuron (TaskLinear) layers
         sizes = (in_features, *widths, out_features)
         modules: list[nn.Module] = []
-        for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            layer_inputs = linear_inputs if index == 0 else ()
-            if term_weights == "per_input" and formulas[index].terms != _LINEAR.terms:
-                modules.append(FactoredTaskLinear(fan_in, fan_out, formulas[index], bias=bias,
-                                                  basis="terms" if basis == "auto" else basis,
-                                                  linear_inputs=layer_inputs, **factory))
-            elif layer_inputs:
-                modules.append(MixedTaskLinear(fan_in, fan_out, formulas[index], linear_inputs, bias=bias,
-                                               basis=neuron_basis, **factory))
-            else:
-                modules.append(TaskLinear(fan_in, fan_out, formulas[index], bias=bias, basis=neuron_basis, **factory))
-            if index < len(widths):
-                modules.append(make_activation(activation).to(**factory))  # e.g. PReLU's slope
-                if norm == "layer":
-                    modules.append(nn.LayerNorm(fan_out, elementwise_affine=False, **factory))
+        # Each layer first initialises itself from the global generator, as nn.Linear does; with a
+        # generator those draws are replaced below, so make them on a fork: a seeded network leaves
+        # the caller's later random numbers (dropout, other models) as they were.
+        with _forked_rng(device) if generator is not None else contextlib.nullcontext():
+            for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+                layer_inputs = linear_inputs if index == 0 else ()
+                if term_weights == "per_input" and formulas[index].terms != _LINEAR.terms:
+                    modules.append(FactoredTaskLinear(fan_in, fan_out, formulas[index], bias=bias,
+                                                      basis="terms" if basis == "auto" else basis,
+                                                      linear_inputs=layer_inputs, **factory))
+                elif layer_inputs:
+                    modules.append(MixedTaskLinear(fan_in, fan_out, formulas[index], linear_inputs, bias=bias,
+                                                   basis=neuron_basis, **factory))
+                else:
+                    modules.append(TaskLinear(fan_in, fan_out, formulas[index], bias=bias, basis=neuron_basis, **factory))
+                if index < len(widths):
+                    modules.append(make_activation(activation).to(**factory))  # e.g. PReLU's slope
+                    if norm == "layer":
+                        modules.append(nn.LayerNorm(fan_out, elementwise_affine=False, **factory))
         super().__init__(*modules)
         self.in_features = in_features
         self.out_features = out_features

@@ -66,13 +66,23 @@ def test_sympy_expression_input():
         Formula(sp.floor(x))
 
 
-def test_copy_and_equality_with_text():
+def test_copy_and_equality():
     f = Formula("2*x**2 + 1")
     assert Formula(f) == f
-    assert f == "1 + 2*x**2"
-    assert f != "2*x**2"
-    assert f != "2*x**2 + ???"  # unparsable text is simply not equal
+    assert f == Formula("1 + 2*x**2") and hash(f) == hash(Formula("1 + 2*x**2"))
+    assert f != Formula("2*x**2")
     assert len({f, Formula("1 + 2*x**2"), Formula("x")}) == 2
+
+
+def test_formula_never_equals_text():
+    # a Formula equal to a str would need the str's hash too; like Term, it only equals Formulas
+    f = Formula("2*x + 1")
+    assert str(f) == "2*x + 1"
+    assert not (f == "2*x + 1") and f != "2*x + 1"
+    assert not ("2*x + 1" == f)
+    assert f != "2*x + ???" and f != 3 and f != None  # noqa: E711 - the operator itself is under test
+    assert len({f, "2*x + 1"}) == 2
+    assert {"2*x + 1": 1}.get(f) is None and {f: 1}[Formula("1 + 2*x")] == 1
 
 
 @pytest.mark.parametrize(
@@ -258,6 +268,18 @@ def test_power_chain_reuses_products():
         ("x == 1", "comparisons", "=", 2),
         ("1/0*x", "division by zero", "/", 1),
         ("log(-1)*x", "not a finite real number", "log", 0),
+        ("x/0.0", "division by zero", "/", 1),  # SymPy >= 1.13: Float(0.0) != 0, so is_zero is tested
+        ("x + 1.5/0.0", "division by zero", "/", 7),
+        ("exp(1e-3)/abs(sin(x - x))", "division by zero", "/", 9),
+        ("1e-400*x", "1e-400 is too small to be represented as a float \\(it underflows to 0\\)", "1e-400", 0),
+        ("sqrt(-x**2)", "sqrt\\(...\\) is not real-valued: SymPy writes it as I\\*abs\\(x\\)", "sqrt", 0),
+        ("cos(sqrt(-x**2))", "sqrt\\(...\\) is not real-valued", "sqrt", 4),
+        ("exp(sqrt(-x**2))", "contains the complex number I;", "sqrt", 4),
+        ("(-exp(x))**(1/3)", "complex number \\(-1\\)\\*\\*\\(1/3\\)", "(1/3)", 9),
+        ("exp((-x**2)**(1/3))", "this power is not real-valued", "(1/3)", 11),
+        ("log((-x**2)**(1/3))", "this power is not real-valued", "(1/3)", 11),
+        ("abs(exp(sqrt(x)))", "SymPy simplifies abs\\(...\\) into .*atan2.*, which uses atan2; .*rewrite", "abs", 0),
+        ("exp(100*log(x))", "into x\\*\\*100, whose exponent is out of range", "exp", 0),
         ("(x + 1)**32*(x + 2)**32", "more than", "*", 11),
     ],
 )
@@ -323,3 +345,95 @@ def test_format_rounds_for_people_and_str_stays_exact():
     assert Formula(str(f)) == f
     with pytest.raises(ValueError, match="precision"):
         f.format(0)
+
+
+# -- canonical form after SymPy's own rewrites (reviewed bugs) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "coefficient", "key"),
+    [
+        ("exp(x + 2)", math.exp(2), "exp(x)"),
+        ("exp(x + 2.0)", math.exp(2), "exp(x)"),
+        ("exp(x - 7)", math.exp(-7), "exp(x)"),
+        ("exp(-x - 2)", math.exp(-2), "exp(-x)"),
+        ("exp(2*x + 3)", math.exp(3), "exp(2*x)"),
+        ("exp(x**2 + 3)", math.exp(3), "exp(x**2)"),
+        ("exp(x + 1/2)", math.exp(0.5), "exp(x)"),
+        ("exp(x + 0.5)", math.exp(0.5), "exp(x)"),
+        ("exp(x + 700)", math.exp(700), "exp(x)"),
+        ("x*exp(x + 2)", math.exp(2), "x*exp(x)"),
+    ],
+)
+def test_numeric_factors_from_simplification_move_into_the_coefficient(text, coefficient, key):
+    # exp(x + 2) keeps its Integer 2 until the inner constants become Floats; SymPy then evaluates
+    # exp(x + 2.0) to 7.389*exp(x), and that factor must end up in the coefficient, not the term.
+    f = Formula(text)
+    assert [t.key for t in f.terms] == [key]
+    assert f.coefficients == (pytest.approx(coefficient, rel=1e-14),)
+    assert f.inner_constants == Formula(key).inner_constants  # no redundant learnable factor
+    assert Formula(str(f)) == f
+    assert Formula.from_dict(json.loads(f.to_json())) == f
+    assert Formula(f.expr) == f
+    assert Term.parse(key) == f.terms[0]
+
+
+def test_exp_shift_spellings_are_one_formula():
+    a = Formula("exp(x + 2) + sin(x)")
+    assert a == Formula("exp(x + 2.0) + sin(x)") == Formula(f"{math.exp(2)!r}*exp(x) + sin(x)")
+    assert a == Formula(sp.exp(sp.Symbol("x") + 2) + sp.sin(sp.Symbol("x")))
+
+
+def test_float_exponents_from_simplification_are_exact_rationals():
+    g = Formula("exp(0.7*log(x))")  # SymPy simplifies it to x**0.7 with a Float exponent
+    assert str(g) == "x**(7/10)"
+    assert g == Formula("x**0.7") == Formula("x**(7/10)")
+    assert g.terms[0].expr.args[1] == sp.Rational(7, 10)
+    assert Formula.from_dict(g.to_dict()) == g
+    assert Formula(str(g)) == g
+    np.testing.assert_allclose(g.evaluate(np.array([0.5, 2.0])), [0.5**0.7, 2.0**0.7], rtol=1e-15)
+
+
+def test_coefficient_overflow_and_underflow_are_explained():
+    with pytest.raises(FormulaError, match=r"coefficient of exp\(x\) overflows as a float \(SymPy moves constants "
+                                           r"out of functions: exp\(x \+ 1000\) = exp\(1000\)\*exp\(x\)\)"):
+        Formula("exp(x + 1000)")
+    with pytest.raises(FormulaError, match=r"coefficient of exp\(x\) underflows to 0 as a float"):
+        Formula("exp(x - 1000)")
+    with pytest.raises(FormulaError, match=r"coefficient of x overflows as a float; use constants of smaller"):
+        Formula("1e308*x*10")
+    assert Formula("1e-320*x").coefficients == (1e-320,)  # subnormal, not zero: accepted
+
+
+def test_sympy_input_that_is_not_real_is_refused():
+    x = sp.Symbol("x")
+    with pytest.raises(FormulaError, match="not real-valued"):
+        Formula(sp.sqrt(-x**2))
+    with pytest.raises(FormulaError, match="not real-valued"):
+        Formula(sp.exp(sp.cbrt(-x**2)))
+
+
+def test_no_internal_exception_escapes_parsing(monkeypatch):
+    import taskneurons.formula as formula_module
+
+    def broken(expr):
+        raise TypeError("Cannot convert complex to float")
+
+    monkeypatch.setattr(formula_module, "_canonical_parts", broken)
+    with pytest.raises(FormulaError, match=r"cannot be put into canonical form \(TypeError: Cannot convert complex"):
+        Formula("x**2")
+
+
+def test_term_with_a_function_outside_the_language_is_a_formula_error():
+    with pytest.raises(FormulaError, match="uses atan2, which is not one of the functions"):
+        Term.from_expr(sp.atan2(1, X))
+
+
+def test_evaluate_converts_integer_tensors_to_float64():
+    f = Formula("x**32")
+    out = f.evaluate(torch.tensor([10, -2]))
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, torch.tensor([1e32, 2.0**32], dtype=torch.float64))
+    np.testing.assert_allclose(out.numpy(), f.evaluate(np.array([10, -2])))
+    assert Term.parse("x**3").evaluate(torch.tensor([20000000])).item() == pytest.approx(8e21)  # int64: wraps
+    assert f.evaluate(torch.tensor([1.5], dtype=torch.float32)).dtype == torch.float32  # floats keep their dtype

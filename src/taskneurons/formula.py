@@ -21,7 +21,10 @@ Limits (each violation raises :class:`~taskneurons.errors.FormulaError`):
 * ``MAX_DEPTH`` levels of nesting (parentheses, signs, function calls, powers);
 * exponents must be numbers with magnitude <= ``MAX_EXPONENT``; the expanded formula may have
   at most ``MAX_TERMS`` terms and polynomial degree at most ``MAX_DEGREE``;
-* every number must be finite, and so must every constant sub-expression.
+* every number must be finite, and so must every constant sub-expression;
+* what SymPy makes of the formula as it simplifies must stay real and inside the language:
+  ``sqrt(-x**2)`` (SymPy: ``I*abs(x)``), ``(-x**2)**(1/3)`` (SymPy: ``(-1)**(1/3)*abs(x)**(2/3)``)
+  and ``abs(exp(sqrt(x)))`` (SymPy writes it with ``atan2``) are refused.
 
 Inner constants: every number inside a term, except exponents and the values +1/-1, is an
 *inner constant* (the 1.7 of ``sin(1.7*x)``, the 1/11 of ``exp(x/11)``, the 0.5 of
@@ -174,6 +177,12 @@ class _Builder:
         if not math.isfinite(value):
             raise FormulaError(f"the number {token or value!r} is not finite as a float; use a "
                                "smaller constant", token=token, position=position)
+        if value == 0.0 and token is not None and re.search(r"[1-9]", re.split(r"[eE]", token)[0]):
+            # 1e-400 reads as 0.0; refused here, it would otherwise surface as a puzzling
+            # "does not depend on x" or a silently vanished term.
+            raise FormulaError(f"the number {token} is too small to be represented as a float (it underflows "
+                               "to 0); write 0 or a constant of magnitude above 1e-308",
+                               token=token, position=position)
         return _Node(sp.Float(value), 1, 0)
 
     @staticmethod
@@ -198,7 +207,7 @@ class _Builder:
 
     @staticmethod
     def div(a: _Node, b: _Node, token=None, position=None) -> _Node:
-        if b.expr.is_Number and b.expr == 0:
+        if b.expr.is_Number and b.expr.is_zero:  # is_zero: SymPy >= 1.13 has Float(0.0) != 0
             raise FormulaError("division by zero; remove it", token=token, position=position)
         expr = a.expr / b.expr
         _check_constant(expr, token, position)
@@ -226,6 +235,7 @@ class _Builder:
                                        "constant", token=token, position=position) from None
             return _Node(_check_finite_number(value, token, position, what), 1, 0)
         expr = base.expr ** k
+        _check_evaluable(expr, "this power", token, position)
         if k.is_Integer and k > 0:
             size = math.comb(base.size + int(k) - 1, int(k)) if base.size > 1 else 1
             degree = base.degree * int(k)
@@ -244,7 +254,9 @@ class _Builder:
                 raise FormulaError(f"{name}({value:g}) is not a finite real number; remove it",
                                    token=token, position=position)
             return _Node(sp.Float(result), 1, 0)
-        return _check_bounds(_Node(func(arg.expr), 1, arg.degree), token, position)
+        expr = func(arg.expr)
+        _check_evaluable(expr, f"{name}(...)", token, position)
+        return _check_bounds(_Node(expr, 1, arg.degree), token, position)
 
 
 def _check_constant(expr: sp.Expr, token, position) -> None:
@@ -260,6 +272,74 @@ def _check_bounds(node: _Node, token, position) -> _Node:
         raise FormulaError(f"the formula's degree in x would exceed {MAX_DEGREE}; "
                            "use lower powers", token=token, position=position)
     return node
+
+
+def _unevaluable_part(expr: sp.Expr) -> tuple[bool, tuple[str, sp.Expr] | None]:
+    """Walk ``expr``: (whether it depends on x, the first part a Term cannot evaluate or None).
+
+    The part is returned as ``(kind, sub-expression)`` with kind ``"complex"`` (a constant that
+    is not real), ``"function"`` (a function outside :data:`FUNCTIONS`), ``"exponent"`` (an
+    exponent in x) or ``"range"`` (an exponent beyond ``MAX_EXPONENT``).
+    """
+    if expr.is_Symbol:
+        return True, None
+    if not expr.args:  # numbers, I, pi, E: their parent checks that they are real
+        return False, None
+    results = [_unevaluable_part(a) for a in expr.args]
+    for _, problem in results:
+        if problem is not None:
+            return True, problem
+    if not any(depends for depends, _ in results):
+        return False, None  # a constant; the node using it checks it
+    for arg, (depends, _) in zip(expr.args, results, strict=True):
+        if not depends and arg.is_extended_real is False:
+            return True, ("complex", arg)
+    if expr.is_Add or expr.is_Mul:
+        return True, None
+    if expr.is_Pow:
+        exponent = expr.args[1]
+        if results[1][0]:
+            return True, ("exponent", expr)
+        if exponent.is_number and abs(float(exponent)) > MAX_EXPONENT:
+            return True, ("range", expr)
+        return True, None
+    if expr.func in _SYMPY_TO_NAME and len(expr.args) == 1:
+        return True, None
+    return True, ("function", expr)
+
+
+def _check_evaluable(expr: sp.Expr, what: str, token: str | None = None, position: int | None = None) -> None:
+    """Refuse what SymPy's automatic simplification turned into something a Term cannot evaluate.
+
+    SymPy rewrites expressions as it builds them, and some rewrites leave the formula language:
+    ``abs(exp(sqrt(x)))`` becomes ``exp(cos(atan2(0, x)/2)*sqrt(abs(x)))``, ``sqrt(-x**2)``
+    becomes ``I*abs(x)`` and ``(-exp(x))**(1/3)`` becomes ``(-1)**(1/3)*exp(x/3)``. The first
+    cannot be compiled; the others are not real for any real x != 0 (numpy would give NaN or
+    complex numbers), like ``(-2)**0.5``, which the parser refuses directly.
+    """
+    _, problem = _unevaluable_part(expr)
+    if problem is None:
+        return
+    kind, part = problem
+    text = _STR_PRINTER.doprint(expr)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    if kind == "complex":
+        message = (f"{what} is not real-valued: SymPy writes it as {text}, which contains the complex number "
+                   f"{_STR_PRINTER.doprint(part)}; a neuron formula must be real for real x (avoid square and "
+                   "fractional roots of expressions that are always negative)")
+    elif kind == "function":
+        name = getattr(part.func, "__name__", type(part).__name__)
+        message = (f"SymPy simplifies {what} into {text}, which uses {name}; formulas may only use "
+                   f"{', '.join(FUNCTIONS)}, so rewrite that part by hand (for example drop abs() around an "
+                   "expression that is never negative)")
+    elif kind == "exponent":
+        message = (f"SymPy simplifies {what} into {text}, a power whose exponent depends on x; exponents must "
+                   "be numbers, so write the formula without it")
+    else:
+        message = (f"SymPy simplifies {what} into {_STR_PRINTER.doprint(part)}, whose exponent is out of range; "
+                   f"exponents must lie in [-{MAX_EXPONENT}, {MAX_EXPONENT}]")
+    raise FormulaError(message, token=token, position=position)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -586,7 +666,10 @@ def _compile(expr: sp.Expr, constants: list[float]) -> Program:
         if exponent == sp.Rational(1, 2):
             return ("fn", "sqrt", child)
         return ("pow", child, float(exponent))
-    name = _SYMPY_TO_NAME[expr.func]
+    name = _SYMPY_TO_NAME.get(expr.func)
+    if name is None:  # _check_evaluable refuses these first; this keeps a KeyError from escaping
+        raise FormulaError(f"the term {_STR_PRINTER.doprint(expr)} uses {getattr(expr.func, '__name__', expr.func)}, "
+                           f"which is not one of the functions {', '.join(FUNCTIONS)}; rewrite it by hand")
     return ("fn", name, _compile(expr.args[0], constants))
 
 
@@ -721,10 +804,11 @@ class Term:
         if len(consts) != len(self.constants):
             raise ValueError(f"the term {self} has {len(self.constants)} inner constants, "
                              f"got {len(consts)}")
+        x = _as_float(x)
         if _is_torch(x):
             return evaluate_program(self.program, x, consts, torch_functions())
         with np.errstate(all="ignore"):
-            return evaluate_program(self.program, np.asarray(x, dtype=float), consts, NUMPY_FUNCTIONS)
+            return evaluate_program(self.program, x, consts, NUMPY_FUNCTIONS)
 
     def latex(self) -> str:
         return _LATEX_PRINTER.doprint(self.expr)
@@ -762,6 +846,14 @@ def _is_torch(x) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "dim")
 
 
+def _as_float(x):
+    """Inputs as floats: integer tensors become float64 (as numpy inputs do), so that x**32
+    does not wrap around in int64; floating tensors keep their dtype and device."""
+    if _is_torch(x):
+        return x if x.is_floating_point() or x.is_complex() else x.double()
+    return np.asarray(x, dtype=float)
+
+
 # ---------------------------------------------------------------------------------------------
 # Printing.
 # ---------------------------------------------------------------------------------------------
@@ -771,7 +863,7 @@ def _format_number(value: float, precision: int | None = None) -> str:
     integers without '.0'."""
     if precision is not None:
         return f"{value:.{precision}g}"
-    if value == int(value) and abs(value) < 1e16:
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e16:
         return str(int(value))
     return repr(float(value))
 
@@ -819,6 +911,9 @@ def _canonical_parts(expr: sp.Expr) -> tuple[float, list[tuple[Term, float]]]:
     if not expanded.has(X):
         raise FormulaError(f"the formula {_STR_PRINTER.doprint(expanded)} does not depend on x; "
                            "a neuron formula must contain x", token="x")
+    # The builders check each power and function call with its position; expansion can rewrite
+    # once more, so the whole is checked again (without a position) before any float() below.
+    _check_evaluable(expanded, "the formula")
     constant = 0.0
     merged: dict[str, list] = {}
     for term_expr, coefficient in expanded.as_coefficients_dict().items():
@@ -826,20 +921,22 @@ def _canonical_parts(expr: sp.Expr) -> tuple[float, list[tuple[Term, float]]]:
         if not term_expr.has(X):
             constant += value * float(term_expr)
             continue
-        if term_expr.is_Mul:  # pull numeric factors such as sqrt(2) (from sqrt(2*x)) into the coefficient
-            numeric = [a for a in term_expr.args if not a.has(X)]
-            if numeric:
-                value *= float(sp.Mul(*numeric))
-                term_expr = sp.Mul(*[a for a in term_expr.args if a.has(X)])
-        if not math.isfinite(value):
-            raise FormulaError(f"the coefficient of {term_expr} is not finite")
-        term = Term.from_expr(_float_inner_numbers(term_expr))
+        factor, term_expr = _canonical_term(term_expr)
+        if not math.isfinite(factor * value) or (factor == 0.0 and value != 0.0):
+            size = "overflows" if not math.isfinite(factor * value) else "underflows to 0"
+            # SymPy moves constants out of functions, so the culprit may be inside one: say so.
+            moved = "" if factor == 1.0 else " (SymPy moves constants out of functions: exp(x + 1000) = exp(1000)*exp(x))"
+            raise FormulaError(f"the coefficient of {_STR_PRINTER.doprint(term_expr)} {size} as a float{moved}; "
+                               "use constants of smaller magnitude")
+        value *= factor
+        term = Term.from_expr(term_expr)
         if term.key in merged:  # like terms SymPy kept apart (rare: Float-vs-Rational forms)
             merged[term.key][1] += value
         else:
             merged[term.key] = [term, value]
     if not math.isfinite(constant):
-        raise FormulaError("the formula's constant is not finite")
+        raise FormulaError("the formula's constant is not finite (a constant overflows a float); use "
+                           "constants of smaller magnitude")
     parts = [(t, c) for t, c in merged.values() if c != 0.0]
     if not parts:
         raise FormulaError("the formula does not depend on x once like terms are merged; "
@@ -848,16 +945,74 @@ def _canonical_parts(expr: sp.Expr) -> tuple[float, list[tuple[Term, float]]]:
     return constant, parts
 
 
-def _float_inner_numbers(expr: sp.Expr) -> sp.Expr:
-    """Write every inner constant as a Float (and +-1 as integers), exponents untouched.
+def _canonical_term(term_expr: sp.Expr) -> tuple[float, sp.Expr]:
+    """Split one summand into ``(numeric factor, canonical coefficient-free term)``.
 
-    Makes ``sin(x/2)``, ``sin(0.5*x)`` and ``sin(2*x)``/``sin(2.0*x)`` the same term.
+    Writing the inner constants as Floats makes SymPy evaluate again: ``exp(x + 2)`` becomes
+    ``exp(x + 2.0)``, which SymPy turns into ``7.389*exp(x)`` (as it does at once for
+    ``exp(x + 0.5)``). So numeric factors are pulled into the coefficient until the term is
+    stable, and the term is canonical whatever spelling it came from.
+    """
+    factor = 1.0
+    for _ in range(4):  # one round suffices in practice; the bound makes a loop impossible
+        if term_expr.is_Mul:  # pull numeric factors such as sqrt(2) (from sqrt(2*x)) into the coefficient
+            numeric = [a for a in term_expr.args if not a.has(X)]
+            if numeric:
+                factor *= float(sp.Mul(*numeric))
+                term_expr = sp.Mul(*[a for a in term_expr.args if a.has(X)])
+        floated = _float_inner_numbers(term_expr)
+        if floated == term_expr:
+            break
+        term_expr = floated
+    if term_expr.is_Add or (term_expr.is_Mul and any(not a.has(X) for a in term_expr.args)):
+        raise FormulaError(f"the term {_STR_PRINTER.doprint(term_expr)} has no canonical form (SymPy keeps "
+                           "rewriting it); write it differently, e.g. with its constants multiplied out")
+    _check_evaluable(term_expr, "a term of the formula")
+    return factor, term_expr
+
+
+def _exact_exponent(exponent: sp.Expr) -> sp.Expr:
+    """A numeric exponent as the exact rational the parser makes of its decimal text.
+
+    ``exp(0.7*log(x))`` simplifies to ``x**0.7`` with a Float exponent, while the text
+    ``x**0.7`` parses to ``x**(7/10)`` (``_as_exponent``); both must be the same term.
+    """
+    if exponent.is_Rational or exponent.has(X) or not exponent.is_number:
+        return exponent
+    value = float(exponent)
+    return sp.Rational(repr(value)) if math.isfinite(value) else exponent
+
+
+def _parse_canonical(spec: str | sp.Basic) -> tuple[float, list[tuple[Term, float]]]:
+    """Parse text or a SymPy expression into canonical parts; every refusal is a FormulaError.
+
+    The checks above name what is wrong where they can. SymPy and mpmath can still raise
+    their own errors on inputs nobody foresaw (a float() of a complex number, an overflow in
+    an evaluation); those are turned into a FormulaError too, so that callers catching
+    FormulaError (or ValueError) see every refusal.
+    """
+    try:
+        if isinstance(spec, str):
+            return _canonical_parts(_Parser(spec).parse().expr)
+        return _canonical_parts(_from_sympy(spec).expr)
+    except FormulaError:
+        raise
+    except (ArithmeticError, TypeError, KeyError, ValueError) as exc:
+        raise FormulaError(f"the formula cannot be put into canonical form ({type(exc).__name__}: {exc}); "
+                           "write it differently, e.g. simplified by hand") from exc
+
+
+def _float_inner_numbers(expr: sp.Expr) -> sp.Expr:
+    """Write every inner constant as a Float (and +-1 as integers), exponents as exact rationals.
+
+    Makes ``sin(x/2)``, ``sin(0.5*x)`` and ``sin(2*x)``/``sin(2.0*x)`` the same term, and
+    ``x**0.7`` (a Float exponent from simplification) the same as the parsed ``x**(7/10)``.
     """
     if expr.is_Number:
         value = float(expr)
         return sp.Integer(int(value)) if value in (1.0, -1.0) else sp.Float(value)
     if expr.is_Pow:
-        return sp.Pow(_float_inner_numbers(expr.args[0]), expr.args[1])
+        return sp.Pow(_float_inner_numbers(expr.args[0]), _exact_exponent(expr.args[1]))
     if not expr.args:
         return expr
     return expr.func(*[_float_inner_numbers(a) for a in expr.args])
@@ -879,6 +1034,11 @@ class Formula:
         When the text or expression cannot be accepted; the message names the offending token
         and its position.
 
+    Notes
+    -----
+    A Formula equals only another Formula with the same canonical form (and then has the same
+    hash); to compare with text, write ``f == Formula(text)``.
+
     Examples
     --------
     >>> f = Formula("6@x**2 + 2@x - 3")
@@ -891,10 +1051,8 @@ class Formula:
     def __init__(self, spec: str | sp.Expr | Formula | Mapping[str, Any]):
         if isinstance(spec, Formula):
             constant, parts = spec._constant, list(spec._parts)
-        elif isinstance(spec, str):
-            constant, parts = _canonical_parts(_Parser(spec).parse().expr)
-        elif isinstance(spec, sp.Basic):
-            constant, parts = _canonical_parts(_from_sympy(spec).expr)
+        elif isinstance(spec, (str, sp.Basic)):
+            constant, parts = _parse_canonical(spec)
         elif isinstance(spec, Mapping):
             other = Formula.from_dict(spec)
             constant, parts = other._constant, list(other._parts)
@@ -1055,12 +1213,11 @@ class Formula:
         return (self._constant, tuple((t.key, c) for t, c in self._parts))
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, str):
-            try:
-                other = Formula(other)
-            except FormulaError:
-                return False
-        return isinstance(other, Formula) and self._key == other._key
+        # Only Formulas compare equal: a text equal to a Formula would need the Formula's hash,
+        # which no str has (a == b must imply hash(a) == hash(b)). Compare Formula(text).
+        if not isinstance(other, Formula):
+            return NotImplemented
+        return self._key == other._key
 
     def __hash__(self) -> int:
         return hash(("Formula", self._key))
@@ -1135,8 +1292,7 @@ class Formula:
 
     def _term_values(self, x, check: bool) -> list:
         degrees = [t.power for t in self.terms if t.power is not None]
-        if not _is_torch(x):
-            x = np.asarray(x, dtype=float)
+        x = _as_float(x)
         with np.errstate(all="ignore"):
             powers = power_chain(x, degrees) if degrees else {}
             values = [powers[t.power] if t.power is not None else t.evaluate(x) for t in self.terms]

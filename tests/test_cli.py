@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -247,3 +249,164 @@ def test_fit_with_the_linear_first_schedule(regression_csv, tmp_path, capfd):
     assert model.formula_stage_epochs == 50 and (model.history_["stage"] == "formula").sum() <= 50
     bad = InProcess(capfd)("fit", regression_csv, "--target", "target", "--term-schedule", "linear_first")
     assert bad.returncode != 0 and "per_input" in bad.stderr
+
+
+def assert_strict_json(text):
+    """Parse as strict JSON: NaN and Infinity are not JSON, and JSON.parse or jq refuse them."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory):
+    """Five rows: fit holds out one test row (R² undefined), discover has no validation rows."""
+    rng = np.random.default_rng(3)
+    path = tmp_path_factory.mktemp("data") / "tiny.csv"
+    pd.DataFrame(rng.uniform(-1, 1, (5, 3)), columns=["a", "b", "y"]).to_csv(path, index=False)
+    return path
+
+
+def test_json_output_is_strict_json_with_null_for_undefined_metrics(tiny_csv, tmp_path, capfd):
+    run_here = InProcess(capfd)
+    result = run_here("fit", tiny_csv, "--hidden", "4", "--max-epochs", "3", "--formula", "x", "--json", "-q")
+    assert result.returncode == 0, result.stderr
+    payload = assert_strict_json(result.stdout)
+    assert payload["n_test"] == 1 and payload["results"]["LN"]["r2"] is None  # was NaN
+    assert result.stderr == ""  # no UndefinedMetricWarning from sklearn
+    table = run_here("fit", tiny_csv, "--hidden", "4", "--max-epochs", "3", "--formula", "x", "-q")
+    assert table.returncode == 0 and "n/a" in table.stdout
+    out = tmp_path / "front.json"
+    result = run_here("discover", tiny_csv, "--json", "-q", "--out", out)
+    assert result.returncode == 0, result.stderr
+    for text in (result.stdout, out.read_text()):
+        pareto = assert_strict_json(text)["pareto"]
+        assert pareto and all(row["val_loss"] is None for row in pareto)
+
+
+def test_jsonable_turns_numpy_values_and_non_finite_numbers_into_json():
+    from taskneurons.cli import _to_json
+
+    payload = {"a": np.float32("inf"), "b": [np.nan, -np.inf, 1.5], "c": np.array([np.nan, 2.0]),
+               "d": (np.int64(3), np.bool_(True)), "e": {"f": float("nan")}, "g": Formula("x")}
+    assert assert_strict_json(_to_json(payload)) == {"a": None, "b": [None, None, 1.5], "c": [None, 2.0],
+                                                     "d": [3, True], "e": {"f": None}, "g": "x"}
+
+
+def test_an_out_path_that_cannot_be_written_is_refused_before_any_work(tmp_path, regression_csv, capfd,
+                                                                       monkeypatch):
+    import taskneurons.estimators
+    import taskneurons.vsr
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the --out path must be checked before the work")
+
+    monkeypatch.setattr(taskneurons.estimators.TaskNeuronRegressor, "fit", no_training)
+    monkeypatch.setattr(taskneurons.vsr.VSR, "fit", no_training)
+    run_here = InProcess(capfd)
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    fit = run_here("fit", regression_csv, "--formula", "x", "--out", folder)
+    assert_clean_error(fit, f"--out {folder} is a folder", str(folder / "model.tn"))
+    assert fit.returncode == 2 and not (tmp_path / "a_folder.tmp").exists()
+    assert_clean_error(run_here("discover", regression_csv, "--out", folder), "is a folder", "formula.json")
+    assert_clean_error(run_here("predict", tmp_path / "none.tn", regression_csv, "--out", folder), "is a folder")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write anywhere")
+def test_an_out_path_in_a_read_only_folder_is_refused(tmp_path, regression_csv, capfd):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = InProcess(capfd)("fit", regression_csv, "--out", locked / "m.tn")
+        assert_clean_error(result, "is not writable")
+        assert result.returncode == 2
+    finally:
+        locked.chmod(0o700)
+
+
+def test_predict_takes_a_features_only_table_for_a_one_feature_model(tmp_path, capfd):
+    run_here = InProcess(capfd)
+    rng = np.random.default_rng(4)
+    both = tmp_path / "a_y.csv"
+    frame = pd.DataFrame({"a": rng.uniform(-1, 1, 60)}).assign(y=lambda f: 2 * f.a)
+    frame.to_csv(both, index=False)
+    frame[["a"]].to_csv(features_only := tmp_path / "a.csv", index=False)
+    model = tmp_path / "a.tn"
+    assert run_here("fit", both, "--hidden", "4", "--max-epochs", "3", "--formula", "x", "-q",
+                    "--out", model).returncode == 0
+    result = run_here("predict", model, features_only)
+    assert result.returncode == 0, result.stderr  # was: "needs at least one feature column and the target"
+    assert result.stdout == run_here("predict", model, both).stdout
+    assert_clean_error(run_here("fit", features_only), "has 1 column(s)", "the target")  # fit needs both
+
+
+def _saved(model, path, X, y):
+    model.fit(X, y).save(path)
+    return model
+
+
+def test_predict_with_a_model_fitted_without_column_names(tmp_path, capfd):
+    from taskneurons import TaskNeuronRegressor
+
+    run_here = InProcess(capfd)
+    rng = np.random.default_rng(5)
+    X = rng.uniform(-1, 1, (60, 2))
+    y = X.sum(1)
+    settings = {"hidden_layer_sizes": (4,), "formula": "x", "max_epochs": 2, "random_state": 0}
+    on_array = _saved(TaskNeuronRegressor(**settings), tmp_path / "array.tn", X, y)
+    numbered = _saved(TaskNeuronRegressor(**settings), tmp_path / "numbered.tn", pd.DataFrame(X), y)
+    data = tmp_path / "new.csv"
+    pd.DataFrame(X, columns=["a", "b"]).to_csv(data, index=False)
+    for model, path in ((on_array, "array.tn"), (numbered, "numbered.tn")):
+        result = run_here("predict", tmp_path / path, data)
+        assert result.returncode == 0, result.stderr  # was: "at least one array or dtype is required"
+        assert result.stderr == ""
+        np.testing.assert_allclose(pd.read_csv(io.StringIO(result.stdout))["prediction"], model.predict(X))
+    extra = tmp_path / "extra.csv"
+    pd.DataFrame(X, columns=["a", "b"]).assign(y=y).to_csv(extra, index=False)
+    assert_clean_error(run_here("predict", tmp_path / "array.tn", extra), "fitted without column names",
+                       "2 feature(s) by position", "has 3 columns")
+    text = tmp_path / "text.csv"
+    pd.DataFrame({"a": X[:, 0], "s": "u"}).to_csv(text, index=False)
+    assert_clean_error(run_here("predict", tmp_path / "array.tn", text), "column 's'", "holds text")
+
+
+def test_predict_matches_number_named_columns_by_their_header(tmp_path, capfd):
+    from taskneurons import TaskNeuronRegressor
+
+    rng = np.random.default_rng(6)
+    X = pd.DataFrame({0: rng.uniform(-1, 1, 60), 1: rng.choice(["u", "v"], 60)})
+    y = X[0] + (X[1] == "u")
+    model = _saved(TaskNeuronRegressor((4,), formula="x", max_epochs=2, random_state=0), tmp_path / "m.tn", X, y)
+    data = tmp_path / "new.csv"
+    X[[1, 0]].assign(other=1.0).to_csv(data, index=False)  # other order and an extra column: matched by name
+    result = InProcess(capfd)("predict", tmp_path / "m.tn", data)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no sklearn warning about feature names
+    np.testing.assert_allclose(pd.read_csv(io.StringIO(result.stdout))["prediction"], model.predict(X))
+
+
+def test_a_bool_column_with_a_missing_value_stays_bool_after_dropna(tmp_path, capfd):
+    run_here = InProcess(capfd)
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({"a": rng.uniform(-1, 1, 80), "flag": rng.integers(0, 2, 80).astype(bool)})
+    frame["y"] = frame.a + frame.flag
+    clean, holed = tmp_path / "clean.csv", tmp_path / "holed.csv"
+    frame.to_csv(clean, index=False)
+    with_hole = frame.astype({"flag": object})
+    with_hole.loc[2, "flag"] = np.nan  # pandas now reads the column as object (True, False, NaN)
+    with_hole.to_csv(holed, index=False)
+    model = tmp_path / "m.tn"
+    assert run_here("fit", clean, "--hidden", "4", "--max-epochs", "3", "--formula", "x", "-q",
+                    "--out", model).returncode == 0
+    result = run_here("predict", model, holed, "--dropna")
+    assert result.returncode == 0, result.stderr  # was: "X has text or categorical columns, but ..."
+    expected = pd.read_csv(io.StringIO(run_here("predict", model, clean).stdout)).drop(index=2)
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(result.stdout)), expected.reset_index(drop=True))
+    # fit --dropna reads the same column as bool too, so the model takes the complete file afterwards
+    assert run_here("fit", holed, "--dropna", "--hidden", "4", "--max-epochs", "3", "--formula", "x", "-q",
+                    "--out", model).returncode == 0
+    assert run_here("predict", model, clean).returncode == 0

@@ -12,8 +12,11 @@ last one). Bad input ends with one line on stderr and a non-zero exit code, neve
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 import time
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -110,7 +113,8 @@ def read_data(path: Path, target: str | None, dropna: bool):
     return X, y
 
 
-def _read_frame(path: Path):
+def _read_frame(path: Path, min_columns: int = 2):
+    """Read a table; ``min_columns=1`` for rows to predict, which have no target column."""
     from .datasets import read_table
 
     if not path.exists():
@@ -119,7 +123,7 @@ def _read_frame(path: Path):
         raise DataError(f"{path} is not a file; pass a .csv, .csv.gz or .parquet table")
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty; it needs a header row and at least one data row")
-    return read_table(path)  # refuses a header without data rows
+    return read_table(path, min_columns=min_columns)  # refuses a header without data rows
 
 
 def _handle_missing(frame, path: Path, dropna: bool):
@@ -132,6 +136,9 @@ def _handle_missing(frame, path: Path, dropna: bool):
         frame = frame.loc[~missing]
         if len(frame) == 0:
             raise DataError(f"every row of {path} has a missing value; nothing is left after --dropna")
+        # A missing cell makes pandas read a True/False column as object: once the rows with missing values
+        # are gone, give such columns back the dtype of a complete file, or they would be taken for text.
+        frame = frame.infer_objects()
     return frame
 
 
@@ -150,10 +157,17 @@ def _resolve_task(task: Task, y) -> str:
     return task.value
 
 
-def _check_out_folder(out: Path | None) -> None:
-    """Refuse an --out file whose folder is missing before the work, not after it."""
-    if out is not None and not out.parent.is_dir():
+def _check_out_folder(out: Path | None, example: str) -> None:
+    """Refuse an --out file that cannot be written before the work, not after it: a missing or read-only
+    folder, or a path that is a folder itself."""
+    if out is None:
+        return
+    if out.is_dir():
+        raise DataError(f"--out {out} is a folder; pass a file path such as {out / example} instead")
+    if not out.parent.is_dir():
         raise DataError(f"the folder {out.parent} of --out {out} does not exist; create it first")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise DataError(f"the folder {out.parent} of --out {out} is not writable; choose another place")
 
 
 def _encode(X):
@@ -165,19 +179,34 @@ def _encode(X):
 
 
 def _print_json(payload: dict[str, Any]) -> None:
-    typer.echo(json.dumps(payload, indent=2, default=_json_default))
+    typer.echo(_to_json(payload))
 
 
-def _json_default(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
+def _to_json(payload: dict[str, Any]) -> str:
+    """Strict JSON: an undefined metric (NaN, e.g. R² on one test row) is null, since NaN and Infinity are
+    not JSON and strict parsers (JSON.parse, jq) refuse them."""
+    return json.dumps(_jsonable(payload), indent=2, allow_nan=False, default=str)
+
+
+def _jsonable(value):
+    """``value`` with numpy values as Python ones and non-finite numbers as None."""
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
     if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _cell(value) -> str:
     """A table cell: 4 significant digits for numbers and formulas."""
+    if value is None:
+        return "n/a"  # an undefined metric
     if isinstance(value, float):
         return f"{value:.4g}"
     return value.format() if hasattr(value, "format") and not isinstance(value, str) else str(value)
@@ -213,7 +242,7 @@ def discover(
     quiet: QuietOpt = False,
 ) -> None:
     """Discover the neuron formula shared by all input variables (vectorized symbolic regression)."""
-    _check_out_folder(out)
+    _check_out_folder(out, "formula.json")
     X, y = read_data(data, target, dropna)
     resolved = _resolve_task(task, y)
     values, names = _encode(X)
@@ -235,7 +264,7 @@ def discover(
         "formula_record": vsr.formula_.to_dict(),
     }
     if out is not None:
-        out.write_text(json.dumps(payload, indent=2, default=_json_default))
+        out.write_text(_to_json(payload))
     if json_output:
         _print_json(payload)
         return
@@ -291,7 +320,7 @@ def fit(
     """Train a network of task-based neurons and report held-out metrics."""
     if not 0 < test_size < 1:
         raise DataError(f"--test-size must lie strictly between 0 and 1, got {test_size}")
-    _check_out_folder(out)
+    _check_out_folder(out, "model.tn")
     sizes = _parse_hidden(hidden)
     X, y = read_data(data, target, dropna)
     resolved = _resolve_task(task, y)
@@ -347,7 +376,8 @@ def _evaluate(model, X_test, y_test, task: str) -> dict[str, Any]:
     if task == "classification":
         metrics["accuracy"] = float(accuracy_score(y_test, predictions))
     else:
-        metrics["r2"] = float(r2_score(y_test, predictions))
+        # sklearn's R² is undefined (NaN and a warning) on fewer than two rows
+        metrics["r2"] = float(r2_score(y_test, predictions)) if len(y_test) >= 2 else None
         metrics["mse"] = float(mean_squared_error(y_test, predictions))
         metrics["mae"] = float(mean_absolute_error(y_test, predictions))
     metrics.update({"parameters": int(model.n_parameters_), "epochs": int(model.n_epochs_),
@@ -366,40 +396,82 @@ def predict(
     proba: Annotated[bool, typer.Option("--proba", help="Add class probabilities (classifiers).")] = False,
     dropna: DropnaOpt = False,
 ) -> None:
-    """Predict with a saved model; the table must hold the model's feature columns (others are ignored)."""
+    """Predict with a saved model; the table must hold the model's feature columns (others are ignored).
+
+    A model fitted without column names (on an array) takes a table of exactly its features, in the order of fit.
+    """
     import pandas as pd
 
-    _check_out_folder(out)
+    _check_out_folder(out, "predictions.csv")
     from .persistence import load
 
     model = load(model_path)
-    frame = _read_frame(data)
-    names = [str(c) for c in getattr(model, "feature_names_in_", [])]
-    absent = [c for c in names if c not in frame.columns]
-    if absent:
-        raise DataError(f"{data} lacks the model's feature columns {absent}")
-    features = frame[names]
+    if proba and not hasattr(model, "predict_proba"):
+        raise DataError("--proba needs a classifier model; this model is a regressor")
+    frame = _read_frame(data, min_columns=1)  # rows to predict have no target column
+    features, by_position = _feature_columns(model, model_path, frame, data)
     missing = features.isna().any(axis=1)
     if missing.any() and not dropna:
         raise DataError(f"{int(missing.sum())} of {len(frame)} rows in {data} have missing feature values; "
                         "pass --dropna to skip them")
-    features = features.loc[~missing]
+    if missing.any():
+        features = features.loc[~missing].infer_objects()  # as in _handle_missing: True/False back to bool
+    inputs = _positional_input(features, model_path, data) if by_position else features
     result = pd.DataFrame({"row": features.index})
-    prediction = model.predict(features)
+    with warnings.catch_warnings():
+        # The model's columns were matched by name above; sklearn would warn that the model has no names.
+        warnings.filterwarnings("ignore", message="X has feature names, but", category=UserWarning)
+        prediction = model.predict(inputs)
+        probabilities = model.predict_proba(inputs) if proba else None
     if np.ndim(prediction) == 2:
         for j in range(prediction.shape[1]):
             result[f"prediction_{j}"] = prediction[:, j]
     else:
         result["prediction"] = prediction
-    if proba:
-        if not hasattr(model, "predict_proba"):
-            raise DataError("--proba needs a classifier model; this model is a regressor")
-        for label, column in zip(model.classes_, model.predict_proba(features).T, strict=False):
+    if probabilities is not None:
+        for label, column in zip(model.classes_, probabilities.T, strict=False):
             result[f"proba_{label}"] = column
     if out is None:
         result.to_csv(sys.stdout, index=False)
     else:
         result.to_csv(out, index=False)
+
+
+def _feature_columns(model, model_path: Path, frame, data: Path):
+    """The model's feature columns of ``frame``, and whether they were taken by position.
+
+    By name where the model knows its columns' names. sklearn keeps no names for columns named by
+    numbers; the encoder keeps them as text when the model has categorical columns, as a CSV header
+    does. A model fitted on an array (or on number-named numeric columns) takes its features by position.
+    """
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        names = getattr(getattr(model, "encoder_", None), "feature_names_in_", None)
+    if names is not None:
+        names = [str(c) for c in names]
+        absent = [c for c in names if c not in frame.columns]
+        if absent:
+            raise DataError(f"{data} lacks the model's feature columns {absent}")
+        return frame[names], False
+    n_features = int(model.n_features_in_)
+    if frame.shape[1] != n_features:
+        raise DataError(f"{model_path} was fitted without column names (on an array, or on columns named by "
+                        f"numbers), so it takes its {n_features} feature(s) by position, but {data} has "
+                        f"{frame.shape[1]} columns; pass a table of exactly those {n_features} columns, in the "
+                        "order of fit")
+    return frame, True
+
+
+def _positional_input(features, model_path: Path, data: Path) -> np.ndarray:
+    """The array for a model fitted without column names, which has only numeric features."""
+    import pandas as pd
+
+    for name in features.columns:
+        dtype = features[name].dtype
+        if not pd.api.types.is_numeric_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+            raise DataError(f"column {name!r} of {data} holds text, but {model_path} was fitted on numbers only "
+                            "(without column names); pass numeric columns in the order of fit")
+    return features.to_numpy(dtype=float)
 
 
 # -- demo --------------------------------------------------------------------------------------

@@ -127,8 +127,12 @@ def find_file(name: str, data_dir: str | os.PathLike | None) -> Path | None:
     return min(matches)[2] if matches else None
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read one ``.csv``, ``.csv.gz`` or ``.parquet`` table; at least two columns (features, target)."""
+def read_table(path: Path, min_columns: int = 2) -> pd.DataFrame:
+    """Read one ``.csv``, ``.csv.gz`` or ``.parquet`` table with at least ``min_columns`` columns.
+
+    The default 2 is a dataset's minimum (features, then the target); a table of new rows to
+    predict has no target, so ``min_columns=1`` accepts the single feature of a one-feature model.
+    """
     if path.name.lower().endswith(".parquet"):
         try:
             frame = pd.read_parquet(path)
@@ -142,10 +146,11 @@ def read_table(path: Path) -> pd.DataFrame:
             frame = pd.read_csv(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise DataError(f"Could not read {path} as CSV: {exc}") from exc
-    if frame.shape[1] < 2:
+    if frame.shape[1] < min_columns:
+        need = ("a dataset needs at least one feature column and the target as the last column"
+                if min_columns == 2 else f"at least {min_columns} are needed")
         raise DataError(
-            f"{path} has {frame.shape[1]} column(s); a dataset needs at least one feature column "
-            f"and the target as the last column (is the separator a comma?)."
+            f"{path} has {frame.shape[1]} column(s); {need} (is the separator a comma?)."
         )
     if len(frame) == 0:
         raise DataError(f"{path} has a header but no data rows")

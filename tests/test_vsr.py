@@ -651,3 +651,12 @@ if parametrize_with_checks is not None:
     @parametrize_with_checks([VSR(max_degree=3)], expected_failed_checks=_expected_failed)
     def test_sklearn_estimator_checks(estimator, check):
         check(estimator)
+
+
+def test_noise_free_target_returns_the_exact_formula_not_rounding_terms():
+    # On exact data the float32 refinement leaves residuals of ~1e-7; the BIC used to reward a
+    # second copy of the term that trims them (-3.6e-10*exp(-0.7999996*x) beside 2.4*exp(-0.8*x)).
+    X, y, truth = make_vsr_task(500, 5, terms=["exp(-0.8*x)"], random_state=0, noise=0.0)
+    model = VSR(scale=None, bases="all", random_state=0).fit(X, y)
+    assert model.formula_.n_terms == 1
+    assert terms_match(model.formula_, truth)

@@ -64,11 +64,19 @@ def pareto_front(entries: Sequence[FrontEntry]) -> list[FrontEntry]:
     return sorted(out.values(), key=lambda e: (e.complexity, e.sse, e.columns))
 
 
+#: Mean squared standardised residual below which a fit counts as exact (R^2 > 1 - 1e-12): the
+#: search refines in float32, so on noise-free targets residuals of this size are rounding, and
+#: without a floor N log(SSE) would reward any extra term that trims them (a 4e-10*exp(-0.7999996*x)
+#: beside the true 2.4*exp(-0.8*x)).
+EXACT_FIT_MSE = 1e-12
+
+
 def bic(entry: FrontEntry, n_train: int, n_outputs: int) -> float:
-    """BIC of an entry on the training rows (standardised residuals, one noise level)."""
+    """BIC of an entry on the training rows (standardised residuals, one noise level); fits
+    within :data:`EXACT_FIT_MSE` of exact are scored as exact, so the simplest of them wins."""
     N = n_train * n_outputs
     p = n_outputs * (len(entry.columns) + 1) + entry.n_inner
-    return N * np.log(entry.sse / N) + p * np.log(max(n_train, 2))
+    return N * np.log(max(entry.sse / N, EXACT_FIT_MSE)) + p * np.log(max(n_train, 2))
 
 
 def select(front: Sequence[FrontEntry], rule: str, parsimony: float, n_train: int, n_outputs: int,

@@ -77,6 +77,22 @@ def test_discover_prints_formula_and_writes_json(regression_csv, tmp_path):
     assert json.loads(as_json.stdout)["target"] == "target"  # default target: the last column
 
 
+def test_discover_on_classes_names_the_class_of_each_formula(classification_csv, tmp_path):
+    result = run("discover", classification_csv, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "formula for class 'outer'" in result.stdout  # two classes: the positive (second) class' output
+    assert "'inner'" not in result.stdout.split("complexity")[0]
+    record = json.loads(run("discover", classification_csv, "--json").stdout)
+    assert record["classes"] == ["inner", "outer"]
+    assert [row["class"] for row in record["class_formulas"]] == ["outer"]
+    assert record["class_formulas"][0]["formula"] == record["formula"]
+    three = tmp_path / "three.csv"
+    frame = pd.read_csv(classification_csv)
+    frame.assign(label=np.where(frame["p"] > 0.5, "edge", frame["label"])).to_csv(three, index=False)
+    record = json.loads(run("discover", three, "--json").stdout)
+    assert [row["class"] for row in record["class_formulas"]] == ["edge", "inner", "outer"]
+
+
 def test_fit_predict_round_trip(classification_csv, tmp_path):
     model = tmp_path / "model.tn"
     result = run("fit", classification_csv, "--hidden", "8", "--max-epochs", "40", "--out", model, "--json",

@@ -263,6 +263,10 @@ def discover(
         "pareto": [{**row, "formula": str(row["formula"])} for row in vsr.pareto_.to_dict(orient="records")],
         "formula_record": vsr.formula_.to_dict(),
     }
+    labelled = _class_formulas(vsr)
+    if labelled:  # classification: one formula per one-vs-rest output; say which class each predicts
+        payload["classes"] = [_jsonable(label) for label in vsr.classes_.tolist()]
+        payload["class_formulas"] = [{"class": _jsonable(label), "formula": str(f)} for label, f in labelled]
     if out is not None:
         out.write_text(_to_json(payload))
     if json_output:
@@ -271,8 +275,12 @@ def discover(
     from rich.table import Table
 
     console = _console()
-    console.print(f"formula ({'scaled inputs, ' + scale.value if scale != Scale.none else 'raw units'}): "
-                  f"[bold]{vsr.formula_.format()}[/bold]")
+    units = "scaled inputs, " + scale.value if scale != Scale.none else "raw units"
+    if labelled:
+        for label, formula in labelled:
+            console.print(f"formula for class {label!r} ({units}): [bold]{formula.format()}[/bold]")
+    else:
+        console.print(f"formula ({units}): [bold]{vsr.formula_.format()}[/bold]")
     if raw is not None and scale != Scale.none:
         console.print(f"formula in raw units: {raw.format()}")
     table = Table(title="complexity / error front")
@@ -285,6 +293,16 @@ def discover(
         console.print(f"{len(X)} rows x {len(names)} features, {seconds:.2f} s")
     if out is not None and not quiet:
         console.print(f"wrote {out}")
+
+
+def _class_formulas(vsr) -> list[tuple[Any, Any]]:
+    """``(class, formula)`` per output of a classification VSR (empty for regression): one-vs-rest
+    outputs, one per class, or for two classes the single output of the second (positive) class."""
+    classes = getattr(vsr, "classes_", None)
+    if classes is None:
+        return []
+    labels = classes[1:] if len(classes) == 2 else classes
+    return list(zip(labels.tolist(), vsr.formulas_, strict=True))
 
 
 # -- fit ---------------------------------------------------------------------------------------

@@ -660,3 +660,137 @@ def test_noise_free_target_returns_the_exact_formula_not_rounding_terms():
     model = VSR(scale=None, bases="all", random_state=0).fit(X, y)
     assert model.formula_.n_terms == 1
     assert terms_match(model.formula_, truth)
+
+
+# ---------------------------------------------------------------------------------------------
+# Review fixes: clear errors, extreme input magnitudes, score, time budget.
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("params, match", [
+    ({"bases": None}, "bases must be a family name or a sequence"),
+    ({"random_state": -1}, "random_state must be None, a non-negative integer"),
+    ({"random_state": "a"}, "random_state must be None, a non-negative integer"),
+    ({"n_jobs": 0}, "n_jobs must be a nonzero integer"),
+    ({"refine": "no"}, "refine must be True or False"),
+    ({"verbose": "yes"}, "verbose must be True or False"),
+])
+def test_bad_parameters_name_the_parameter_and_what_is_allowed(params, match):
+    X, y, _ = _task(n=60, d=3)
+    with pytest.raises(ValueError, match=match):
+        VSR(**params).fit(X, y)
+
+
+def test_cpu_0_is_the_cpu_for_the_numpy_backend():
+    from taskneurons.vsr.features import chunk_rows
+
+    X, y, _ = _task(n=100, d=3)
+    assert VSR(backend="numpy", device="cpu:0").fit(X, y).formula_
+    assert VSR(device="cpu:0")._check_params()[2] == "numpy"  # auto stays on numpy
+    assert chunk_rows(200, device="cpu:0") == chunk_rows(200, device="cpu")
+
+
+def test_sparse_x_is_a_data_error_saying_to_pass_a_dense_array():
+    import scipy.sparse
+
+    X, y, _ = _task(n=60, d=3)
+    with pytest.raises(DataError, match=r"sparse csr_matrix.*X\.toarray\(\)"):
+        VSR().fit(scipy.sparse.csr_matrix(X), y)
+    model = VSR(max_degree=2).fit(X, y)
+    with pytest.raises(DataError, match="sparse"):
+        model.predict(scipy.sparse.csr_matrix(X))
+
+
+def test_a_failed_refit_leaves_the_previous_fit_intact():
+    from sklearn.exceptions import NotFittedError
+
+    X, y, _ = _task(n=100, d=3)
+    model = VSR(random_state=0).fit(X, y)
+    before = model.predict(X)
+    X5 = np.random.default_rng(1).uniform(-1, 1, size=(100, 5))
+    with pytest.raises(DataError, match="constant"):
+        model.fit(X5, np.ones(100))
+    assert model.n_features_in_ == 3
+    np.testing.assert_array_equal(model.predict(X), before)
+    with pytest.raises(DataError, match="3 features"):
+        model.predict(X5)
+    fresh = VSR()
+    with pytest.raises(DataError):
+        fresh.fit(X5, np.ones(100))
+    assert not hasattr(fresh, "n_features_in_")
+    with pytest.raises(NotFittedError):
+        fresh.predict(X5)
+
+
+def test_raw_inputs_beyond_float32_keep_every_family_without_warnings():
+    import warnings
+
+    U = np.random.default_rng(0).uniform(-1, 1, size=(300, 5))
+    y = np.sin(3 * U).sum(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy warning may leak
+        # Beyond float32's range (3.4e38) the float32 fast path would turn sin's argument into inf.
+        model = VSR(scale=None, bases=("poly", "trig"), random_state=0).fit(U * 1e39, y)
+        assert any(t.power is None for t in model.formula_.terms)
+        assert model.score(U * 1e39, y) > 0.999
+        # sin(3e-200*x) is finite in float64: not "every term overflows".
+        model = VSR(scale=None, bases="trig", random_state=0).fit(U * 1e200, y)
+        assert model.score(U * 1e200, y) > 0.999
+    for bases in ("log", "rational", "all"):
+        # Rates of x**2 (~1e-400) cannot be written in float64: a clear error, not OverflowError.
+        with pytest.raises(DataError, match=r"the \[('log'|'rational').*\] terms.*scale='minmax'"):
+            VSR(scale=None, bases=bases).fit(U * 1e200, y)
+
+
+def test_tiny_raw_inputs_keep_their_powers_and_grids():
+    from taskneurons.vsr.fit import standardize
+
+    mean, scale = standardize(np.array([[1e-200], [2e-200], [3e-200]]))
+    assert scale[0] == pytest.approx(np.sqrt(2 / 3) * 1e-200)
+    U = np.random.default_rng(0).uniform(-1, 1, size=(300, 4))
+    y = (U ** 2).sum(1) + 0.5 * U.sum(1)
+    model = VSR(scale=None, random_state=0).fit(U * 1e-100, y)  # x**2 ~ 1e-200: variance 0 in float64
+    assert {t.power for t in model.formula_.terms} == {1, 2}
+    assert model.score(U * 1e-100, y) > 0.999
+    # Grids in units of the true radius (it was floored at 1e-12: sin(2.5e12*x) on x ~ 1e-20).
+    y = np.sin(2.5 * U).sum(axis=1)
+    model = VSR(scale=None, bases="trig", random_state=0).fit(U * 1e-20, y)
+    assert model.score(U * 1e-20, y) > 0.999
+
+
+def test_score_of_targets_near_the_float64_limit():
+    import warnings
+
+    X, y, _ = _task(n=200, d=4)
+    plain = VSR(random_state=0).fit(X, y).score(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        huge = VSR(random_state=0).fit(X, y * 1e300).score(X, y * 1e300)
+    assert huge == pytest.approx(plain, abs=1e-12)
+
+
+def test_time_budget_is_checked_inside_the_powers_stage_and_refinements(monkeypatch):
+    import time
+
+    from taskneurons.vsr.search import TermSearch
+
+    X, y, _ = make_vsr_task(300, 5, terms=["sin(2.3*x)", "x**2"], random_state=0)
+    seen = {}
+    original = TermSearch.complete_with_powers
+
+    def expire_then_complete(self, *args, **kwargs):
+        self.config.deadline = time.perf_counter()  # the budget runs out as the stage begins
+        seen["before"] = self.n_evaluated
+        targets = [t for t in self.records if t not in self.refined
+                   and any(self.bank[c].n_params for c in t)][:3]
+        assert targets
+        self.refine_best(targets, limit=3)
+        assert not set(targets) & self.refined  # past the deadline nothing more is refined
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            seen["after"] = self.n_evaluated
+
+    monkeypatch.setattr(TermSearch, "complete_with_powers", expire_then_complete)
+    model = VSR(bases=("poly", "trig"), max_degree=5, random_state=0).fit(X, y)
+    assert model.stopped_early_ == "time_budget"
+    assert seen["after"] == seen["before"]  # no set of the stage was solved after the deadline

@@ -38,9 +38,9 @@ from threadpoolctl import threadpool_limits
 from ..errors import DataError, FormulaError, NumericalError
 from ..formula import Formula, Term
 from ..formula import X as SYMBOL
-from .features import GramCache, aggregate
+from .features import GramCache, aggregate, float32_safe
 from .fit import least_squares_coefficients, power_of_two_unit
-from .grammar import Candidate, DataRange, generate_candidates, parse_bases
+from .grammar import Candidate, DataRange, generate_candidates, out_of_range_families, parse_bases
 from .scaling import SCALE_MODES, AffineScaler
 from .search import DataAccess, SearchConfig, TermSearch, refine_constants
 from .selection import SELECTIONS, bic, pareto_front, select
@@ -67,6 +67,16 @@ _MAX_ONEHOT_VALUES = 100_000_000
 def _is_int(value) -> bool:
     """int or numpy integer, not bool (True would silently mean 1)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+#: What ``random_state`` may be besides None and a non-negative int (numpy's own seed objects too).
+_RANDOM_STATE_TYPES = (np.random.Generator, np.random.RandomState, np.random.SeedSequence, np.random.BitGenerator)
+
+
+def _is_cpu(device: str) -> bool:
+    """True for the CPU as torch names it: ``"cpu"`` or ``"cpu:N"`` (the numpy backend serves it)."""
+    kind, _, index = device.partition(":")
+    return kind == "cpu" and (not index or index.isdigit())
 
 
 def _is_real(value) -> bool:
@@ -114,16 +124,25 @@ class VSR(RegressorMixin, BaseEstimator):
         Combinations of term shapes kept per size for local search (extended grammars).
     refine : bool, default True
         Refine inner constants by nonlinear least squares (variable projection).
-    random_state : int, numpy Generator or None
+    random_state : int >= 0, numpy Generator or RandomState, or None
         Seeds the validation split and the refinement subsample.
     time_budget : float or None
-        Seconds for the search; when they run out the best formula found so far is kept.
+        Seconds for the search (term-set enumeration and refinement of inner constants), counted
+        from the start of ``fit``; when they run out the best formula found so far is kept and
+        ``stopped_early_`` is ``"time_budget"``. It bounds the search, not ``fit``: the budget is
+        checked between search sizes, between refinements and every ~1e5 term sets, so the search
+        overruns it by at most one such step (typically well under a second). Judging the
+        finalists on all rows and the final float64 fit come after it, so ``fit`` takes longer
+        (on large data seconds more: about 2 s for 20,000 x 200 with ``bases="all"``). Terms of
+        size 1 are always evaluated, so ``time_budget=0`` gives the best single grid term.
     n_jobs : int or None
-        Threads over row blocks when aggregating features (numpy backend).
+        Threads over row blocks when aggregating features (numpy backend); -1 uses every core,
+        -2 all but one (as in joblib); 0 is refused.
     device : str, default "cpu"
         Where features are computed; a CUDA device (``"cuda"``) uses torch.
     backend : {"auto", "numpy", "torch"}, default "auto"
-        ``"auto"``: numpy on ``"cpu"``, torch elsewhere. ``"torch"`` on ``"cpu"`` is supported.
+        ``"auto"``: numpy on the CPU (``"cpu"`` or ``"cpu:0"``), torch elsewhere. ``"torch"`` on
+        ``"cpu"`` is supported.
     chunk_size : int or None
         Rows per block (default: about 2**16 values per block, so memory stays flat in n and d).
     verbose : bool, default False
@@ -161,6 +180,16 @@ class VSR(RegressorMixin, BaseEstimator):
     n_evaluated_ : int, number of term sets solved
     stopped_early_ : None, "time_budget" or "callback"
     fit_time_ : float, seconds spent in ``fit``
+
+    Notes
+    -----
+    ``VSR`` is a scikit-learn *regressor* whatever ``task`` says (``is_regressor`` is True, there is
+    no ``predict_proba``): with ``task="classification"`` it predicts labels and ``score`` is the
+    accuracy, but scikit-learn's helpers still treat it as a regressor. In particular
+    ``cross_val_score(VSR(task="classification"), X, y, cv=5)`` splits with plain ``KFold``, not
+    ``StratifiedKFold``, so with rows sorted by label a test fold can hold classes its training
+    folds never saw. Pass ``cv=StratifiedKFold(5, shuffle=True)`` explicitly, or use
+    :class:`taskneurons.TaskNeuronClassifier`, the library's scikit-learn classifier.
 
     Examples
     --------
@@ -229,8 +258,19 @@ class VSR(RegressorMixin, BaseEstimator):
             raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}")
         if not _is_int(self.beam_width) or self.beam_width < 1:
             raise ValueError(f"beam_width must be a positive integer, got {self.beam_width!r}")
-        if self.n_jobs is not None and not _is_int(self.n_jobs):
-            raise ValueError(f"n_jobs must be an integer or None, got {self.n_jobs!r}")
+        if self.n_jobs is not None and not (_is_int(self.n_jobs) and self.n_jobs != 0):
+            raise ValueError(f"n_jobs must be a nonzero integer or None (as in joblib: -1 uses every core, "
+                             f"-2 all but one), got {self.n_jobs!r}")
+        # A string such as "no" would be truthy: refuse it rather than read it as True (an int
+        # verbosity level, as scikit-learn estimators take, is fine for verbose).
+        if not isinstance(self.refine, (bool, np.bool_)):
+            raise ValueError(f"refine must be True or False, got {self.refine!r}")
+        if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)):
+            raise ValueError(f"verbose must be True or False, got {self.verbose!r}")
+        rs = self.random_state
+        if not (rs is None or (_is_int(rs) and rs >= 0) or isinstance(rs, _RANDOM_STATE_TYPES)):
+            raise ValueError(f"random_state must be None, a non-negative integer, a numpy Generator or "
+                             f"RandomState, got {rs!r}")
         if self.time_budget is not None and not (
                 (_is_real(self.time_budget) or self.time_budget == math.inf) and self.time_budget >= 0):
             raise ValueError(f"time_budget must be a number of seconds >= 0 or None, got {self.time_budget!r}")
@@ -241,8 +281,9 @@ class VSR(RegressorMixin, BaseEstimator):
         if self.backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {_BACKENDS}, got {self.backend!r}")
         device = str(self.device)
-        backend = self.backend if self.backend != "auto" else ("numpy" if device == "cpu" else "torch")
-        if backend == "numpy" and device != "cpu":
+        on_cpu = _is_cpu(device)
+        backend = self.backend if self.backend != "auto" else ("numpy" if on_cpu else "torch")
+        if backend == "numpy" and not on_cpu:
             raise ValueError(f"backend='numpy' runs on the CPU only; use backend='torch' for device={device!r}")
         if backend == "torch":
             import torch
@@ -259,6 +300,9 @@ class VSR(RegressorMixin, BaseEstimator):
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
         """Validated 2-D float array (float32 kept as is, never copied when already numeric)."""
+        if scipy.sparse.issparse(X):
+            raise DataError(f"X is a sparse {type(X).__name__}; VSR evaluates every term on every value, so it "
+                            "needs a dense array: pass X.toarray()")
         if hasattr(X, "dtypes") and hasattr(X, "columns"):
             bad = [str(c) for c, dt in X.dtypes.items()
                    if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
@@ -351,8 +395,17 @@ class VSR(RegressorMixin, BaseEstimator):
         (measured: 1.4x slower on 2 cores), so BLAS runs single-threaded during ``fit`` (and is
         restored afterwards); ``n_jobs`` still spreads the feature aggregation over threads.
         """
-        with threadpool_limits(limits=1, user_api="blas"):
-            return self._fit(X, y)
+        # A failed fit must leave the estimator as it was (a previous fit still usable, or unfitted):
+        # the checks run before anything is assigned, but some errors (overflowing terms or
+        # targets) are only found midway, after the input checks have set n_features_in_ and co.
+        before = dict(self.__dict__)
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                return self._fit(X, y)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
 
     def _fit(self, X, y) -> VSR:
         start = time.perf_counter()
@@ -379,6 +432,14 @@ class VSR(RegressorMixin, BaseEstimator):
         hi_f = np.maximum(scaler.data_min_ * scaler.scale_ + scaler.offset_,
                           scaler.data_max_ * scaler.scale_ + scaler.offset_)
         self.data_range_ = DataRange(float(lo_f.min()), float(hi_f.max()))
+        unwritable = out_of_range_families(families, self.data_range_)
+        if unwritable:
+            # Only raw inputs (scale=None) get here; dropping those families silently would
+            # search a different grammar than the one asked for.
+            raise DataError(f"with scale=None the inputs reach |x| = {self.data_range_.radius:.3g}, where the "
+                            f"inner constants of the {unwritable} terms (rates such as a ~ 1/|x|**2 in "
+                            "1/(1 + a*x**2), or 1/|x| in sin(a*x)) cannot be written in float64; use scale='minmax' or scale='shared', divide X by "
+                            "a constant first, or leave those families out of bases")
 
         n_val = int(round(self.validation_fraction * n)) if n >= _MIN_ROWS_FOR_VALIDATION else 0
         order = rng.permutation(n)
@@ -391,7 +452,8 @@ class VSR(RegressorMixin, BaseEstimator):
         n_search = _search_size(len(train), d, len(candidates))
         search_rows = train if n_search >= len(train) else np.sort(rng.choice(train, n_search, replace=False))
         data = DataAccess(X, scaler, self.data_range_, search_rows, backend=backend, device=str(self.device),
-                          chunk_size=self.chunk_size, n_jobs=self.n_jobs, verbose=self.verbose)
+                          chunk_size=self.chunk_size, n_jobs=self.n_jobs, verbose=self.verbose,
+                          fast=float32_safe(self.data_range_.radius))
         S = data.columns(candidates)
         with np.errstate(invalid="ignore"):  # inf - inf in the range of overflowing columns
             usable = np.isfinite(S).all(axis=0) & (np.ptp(S, axis=0) > 0)
@@ -620,12 +682,27 @@ class VSR(RegressorMixin, BaseEstimator):
         return out[:, 0] if self._y_ndim == 1 else out
 
     def score(self, X, y, sample_weight=None) -> float:
-        """R^2 for regression, accuracy for classification."""
-        if self.task == "classification":
-            from sklearn.metrics import accuracy_score
+        """R^2 for regression (averaged over outputs, as scikit-learn's), accuracy for classification.
 
+        R^2 is computed with each output divided by a power of two near its largest |y| (exact, and
+        R^2 does not depend on units), so targets up to the largest float64, which ``fit`` accepts,
+        get a number instead of NaN from overflowing squares.
+        """
+        from sklearn.metrics import accuracy_score, r2_score
+
+        if self.task == "classification":
             return float(accuracy_score(y, self.predict(X), sample_weight=sample_weight))
-        return super().score(X, y, sample_weight=sample_weight)
+        predictions = self.predict(X)
+        y_arr = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
+        if y_arr.dtype.kind in "biuf" and y_arr.ndim in (1, 2) and len(y_arr):
+            with np.errstate(invalid="ignore"):
+                top = np.abs(y_arr.astype(float, copy=False)).max(axis=0)
+            if np.isfinite(top).all():
+                unit = power_of_two_unit(top)
+                y_arr, predictions = y_arr / unit, predictions / unit
+        # Predictions far off small targets may still overflow in the squares: R^2 is then -inf.
+        with np.errstate(over="ignore"):
+            return float(r2_score(y_arr, predictions, sample_weight=sample_weight))
 
 
 # ---------------------------------------------------------------------------------------------

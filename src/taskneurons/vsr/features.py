@@ -26,7 +26,8 @@ from .fit import solve_batched, standardize
 from .grammar import Candidate
 from .scaling import AffineScaler
 
-__all__ = ["DEFAULT_CHUNK_ELEMENTS", "chunk_rows", "aggregate", "block_features", "GramCache"]
+__all__ = ["DEFAULT_CHUNK_ELEMENTS", "FLOAT32_RADIUS", "float32_safe", "chunk_rows", "aggregate", "block_features",
+           "GramCache"]
 
 #: Elements per row block (512 KiB of float64 per temporary array). Small on purpose: blocks
 #: that fit in the CPU caches are reused by the allocator instead of being mapped fresh from
@@ -38,12 +39,26 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 16
 GPU_CHUNK_ELEMENTS = 1 << 22
 
 
+#: The float32 fast path (see :func:`block_features`) serves scaled inputs whose radius r (largest
+#: |u|) lies in [1 / FLOAT32_RADIUS, FLOAT32_RADIUS]: the terms and their derivatives reach x**3
+#: (the slope of x/(1 + a*x**2)) and rates of x**2 reach 1000 / r**2, which must stay well inside
+#: float32's range (1.2e-38 .. 3.4e38). Scaled inputs have r = 1; only raw inputs (scale=None) of
+#: extreme magnitude fall outside, and are then evaluated in float64 throughout.
+FLOAT32_RADIUS = 1e12
+
+
+def float32_safe(radius: float) -> bool:
+    """True when inputs of this radius may take the float32 fast path."""
+    return 1.0 / FLOAT32_RADIUS <= radius <= FLOAT32_RADIUS
+
+
 def chunk_rows(n_features: int, chunk_size: int | None = None, device: str = "cpu") -> int:
     """Rows per block: ``chunk_size`` if given, else about :data:`DEFAULT_CHUNK_ELEMENTS` values
     (:data:`GPU_CHUNK_ELEMENTS` on a GPU)."""
     if chunk_size is not None:
         return max(1, int(chunk_size))
-    elements = DEFAULT_CHUNK_ELEMENTS if str(device) == "cpu" else GPU_CHUNK_ELEMENTS
+    on_cpu = str(device).partition(":")[0] == "cpu"  # "cpu" or "cpu:0"
+    elements = DEFAULT_CHUNK_ELEMENTS if on_cpu else GPU_CHUNK_ELEMENTS
     return max(1, elements // max(1, n_features))
 
 
@@ -82,7 +97,8 @@ def block_features(U, candidates: Sequence[Candidate], funcs: dict, fast: bool =
     fast : evaluate the non-polynomial terms in float32 (sums still accumulate in float64).
         Several times faster for sin/exp/log/tanh on CPUs; the relative error (about 1e-7)
         is far below any noise level, so the search uses it to rank term sets, while final
-        fits and predictions use float64.
+        fits and predictions use float64. Only for inputs where :func:`float32_safe` holds
+        (values beyond float32's range would become inf).
 
     Returns
     -------

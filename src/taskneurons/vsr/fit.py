@@ -19,6 +19,10 @@ __all__ = ["solve_batched", "standardize", "least_squares_coefficients", "power_
 #: Ridge jitter relative to the mean diagonal of a Gram matrix. Far below any noise level, it
 #: only decides what happens for (nearly) collinear columns: their weights stay finite.
 RIDGE = 1e-10
+#: Column spreads below this are recomputed in power-of-two units (their squared deviations
+#: would be subnormal or 0 in float64; see :func:`standardize`).
+_NARROW_SCALE = 1e-100
+_NARROWEST_SCALE = 1e-290
 
 
 def solve_batched(A: np.ndarray, B: np.ndarray, ridge: float = RIDGE) -> np.ndarray:
@@ -74,19 +78,29 @@ def standardize(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and scales of ``S`` (n, K); a zero-variance column gets scale 1.
 
     Columns whose squares overflow (|values| above about 1e154, e.g. x**7 of raw inputs in the
-    thousands of units summed over many features) are measured in units of a power of two (exact),
-    so they get finite statistics instead of an infinite scale.
+    thousands of units summed over many features) or underflow (a spread below about 1e-100, e.g.
+    x**2 of raw inputs near 1e-100, whose variance 1e-400 is 0 in float64) are measured in units of
+    a power of two (exact), so they get their true statistics instead of an infinite scale, or a
+    zero one that would make the column useless.
     """
     with np.errstate(over="ignore", invalid="ignore"):
         mean = S.mean(axis=0)
         scale = S.std(axis=0)
-    wide = ~(np.isfinite(mean) & np.isfinite(scale)) & np.isfinite(S).all(axis=0)
-    if wide.any():
-        unit = power_of_two_unit(np.abs(S[:, wide]).max(axis=0))
-        scaled = S[:, wide] / unit
-        with np.errstate(over="ignore"):
-            mean[wide] = scaled.mean(axis=0) * unit
-            scale[wide] = scaled.std(axis=0) * unit
+    # Only the few suspect columns are inspected further (a full finiteness pass over S would cost
+    # as much as the statistics themselves).
+    suspect = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(scale)) | (scale < _NARROW_SCALE))
+    if len(suspect):
+        odd = suspect[np.isfinite(S[:, suspect]).all(axis=0)]
+        if len(odd):
+            unit = power_of_two_unit(np.abs(S[:, odd]).max(axis=0))
+            unit = np.where(unit > 0, unit, 1.0)
+            scaled = S[:, odd] / unit
+            with np.errstate(over="ignore"):
+                mean[odd] = scaled.mean(axis=0) * unit
+                spread = scaled.std(axis=0) * unit
+            # A spread so small that a coefficient of ~1/spread overflows float64 marks a term no
+            # formula can use (x**2 of inputs near 1e-160): it keeps scale 1, so it fits nothing.
+            scale[odd] = np.where(spread >= _NARROWEST_SCALE, spread, 0.0)
     scale = np.where((scale > 0) & np.isfinite(scale), scale, 1.0)
     return mean, scale
 

@@ -40,6 +40,7 @@ __all__ = [
     "template_by_name",
     "templates_for",
     "generate_candidates",
+    "out_of_range_families",
 ]
 
 #: Every family name, in the order candidates are generated.
@@ -60,11 +61,14 @@ class DataRange:
 
     @property
     def radius(self) -> float:
-        return max(abs(self.lo), abs(self.hi), 1e-12)
+        # No fixed floor: raw inputs (scale=None) may all be ~1e-30, and grids in units of a
+        # floored radius would put every constant far off the data (sin(1e12*x) on x ~ 1e-30).
+        return max(abs(self.lo), abs(self.hi)) or 1.0
 
     @property
     def half(self) -> float:
-        return max((self.hi - self.lo) / 2.0, 1e-12)
+        # hi/2 - lo/2 rather than (hi - lo)/2, which overflows for data near +-1.8e308.
+        return (self.hi / 2.0 - self.lo / 2.0) or self.radius
 
 
 Evaluator = Callable[[Any, Sequence[float], dict], Any]
@@ -183,13 +187,22 @@ def _round(value: float) -> float:
     return float(f"{value:.4g}")
 
 
+def _per_radius(alpha: float, rng: DataRange, power: int) -> float:
+    """``alpha / radius**power``, dividing ``power`` times (``radius**2`` overflows a Python float,
+    with an OverflowError, for radii above 1e154; see :func:`out_of_range_families`)."""
+    value = float(alpha)
+    for _ in range(power):
+        value /= rng.radius
+    return value
+
+
 def _scaled(alphas: Sequence[float], power: int = 1) -> GridMaker:
     """Grid ``a = alpha / radius**power`` (frequencies / rates in units of the data radius)."""
-    return lambda rng: [(_round(a / rng.radius ** power),) for a in alphas]
+    return lambda rng: [(_round(_per_radius(a, rng, power)),) for a in alphas]
 
 
 def _box(lo_alpha: float, hi_alpha: float, power: int = 1) -> BoundsMaker:
-    return lambda rng, p0: ((lo_alpha / rng.radius ** power,), (hi_alpha / rng.radius ** power,))
+    return lambda rng, p0: ((_per_radius(lo_alpha, rng, power),), (_per_radius(hi_alpha, rng, power),))
 
 
 def _geometric(lo: float, hi: float, ratio: float) -> tuple[float, ...]:
@@ -315,7 +328,11 @@ def parse_bases(bases: str | Sequence[str]) -> tuple[str, ...]:
     ValueError
         On an unknown family name or an empty selection.
     """
-    names = [bases] if isinstance(bases, str) else list(bases)
+    try:
+        names = [bases] if isinstance(bases, str) else list(bases)
+    except TypeError:  # None, a number, ...
+        raise ValueError(f"bases must be a family name or a sequence of them, got {bases!r}; choose from "
+                         f"{FAMILIES} or 'all'") from None
     if not names:
         raise ValueError(f"bases is empty; choose one or more of {FAMILIES} or 'all'")
     out: list[str] = []
@@ -330,6 +347,23 @@ def parse_bases(bases: str | Sequence[str]) -> tuple[str, ...]:
         else:
             raise ValueError(f"unknown term family {name!r} in bases; choose from {FAMILIES} or 'all'")
     return tuple(f for f in FAMILIES if f in out)
+
+
+#: Decimal exponent e per family: its grids and bounds are written in float64 only for inputs whose
+#: scaled radius r lies in [1e-e, 1e+e]. Rates of x**2 (1/(1 + a*x**2), log(1 + a*x**2)) are
+#: ~alpha / r**2 and the terms square x, so r**2 and 1000 / r**2 must stay normal float64 numbers;
+#: frequencies, rates and shifts (sin(a*x), exp(a*x), sqrt(x + c)) scale with 1/r or r. Powers of x
+#: have no constants (overflowing powers are dropped by the estimator's finiteness check).
+RADIUS_EXPONENT_LIMITS: dict[str, int] = {"trig": 290, "exp": 290, "log": 150, "sqrt": 290, "tanh": 290,
+                                          "rational": 150}
+
+
+def out_of_range_families(families: Sequence[str], data_range: DataRange) -> list[str]:
+    """The families whose inner constants float64 cannot write for inputs of this range
+    (only raw inputs, ``scale=None``, get there: scaled inputs have radius 1)."""
+    r = data_range.radius
+    return [f for f in families if f in RADIUS_EXPONENT_LIMITS
+            and not 10.0 ** -RADIUS_EXPONENT_LIMITS[f] <= r <= 10.0 ** RADIUS_EXPONENT_LIMITS[f]]
 
 
 def templates_for(families: Sequence[str], max_degree: int) -> list[Template]:

@@ -49,7 +49,7 @@ from scipy.optimize import least_squares
 from .._progress import progress_bar
 from ..formula import NUMPY_FUNCTIONS, torch_functions
 from .features import GramCache, aggregate, block_features, chunk_rows
-from .fit import solve_batched
+from .fit import power_of_two_unit, solve_batched
 from .grammar import Candidate, DataRange
 from .scaling import AffineScaler
 from .selection import FrontEntry
@@ -63,6 +63,8 @@ CONSTANT_DIGITS = 4
 FULL_CONSTANT_DIGITS = 10
 #: Values (rows x columns) of aggregated subsample columns kept for reuse by refinements (64 MiB).
 SUBSAMPLE_CACHE_VALUES = 8_000_000
+#: Term sets solved between two time-budget checks in long stages (a fraction of a second).
+_DEADLINE_BATCH = 100_000
 
 
 @dataclass
@@ -95,11 +97,14 @@ class DataAccess:
     scaled copies of some of those rows for refinement.
 
     ``rows`` are the X rows behind the search's Gram cache (cache row j is X row ``rows[j]``).
+    ``fast`` allows the float32 fast path at all (False for inputs beyond float32's range, see
+    :func:`~.features.float32_safe`); then every column and scaled row is float64.
     """
 
     def __init__(self, X, scaler: AffineScaler, data_range: DataRange, rows: np.ndarray, *,
                  backend: str = "numpy", device: str = "cpu", chunk_size: int | None = None,
-                 n_jobs: int | None = None, verbose: bool = False):
+                 n_jobs: int | None = None, verbose: bool = False, fast: bool = True):
+        self.fast = fast
         self.X = X
         self.scaler = scaler
         self.data_range = data_range
@@ -117,24 +122,26 @@ class DataAccess:
         rows = None if all_rows or len(self.rows) == self.X.shape[0] else self.rows
         return aggregate(self.X, candidates, self.scaler, rows=rows, chunk_size=self.chunk_size,
                          backend=self.backend, device=self.device, n_jobs=self.n_jobs, verbose=self.verbose,
-                         fast=fast)
+                         fast=fast and self.fast)
 
     def columns_at(self, candidates: Sequence[Candidate], rows: np.ndarray, fast: bool = True) -> np.ndarray:
         """Aggregated features of ``candidates`` on the X rows ``rows`` (sorted), (len(rows), k)."""
         return aggregate(self.X, candidates, self.scaler, rows=np.asarray(rows), chunk_size=self.chunk_size,
                          backend=self.backend, device=self.device, n_jobs=self.n_jobs, verbose=self.verbose,
-                         fast=fast)
+                         fast=fast and self.fast)
 
     def scaled_rows(self, positions: np.ndarray, all_rows: bool = False):
         """Scaled float32 copy of search rows ``positions`` (or of X rows ``positions`` when
-        ``all_rows``), as a numpy array, or a torch tensor for torch."""
+        ``all_rows``), as a numpy array, or a torch tensor for torch (float64 without ``fast``)."""
         block = self.X[positions if all_rows else self.rows[positions]]
         if self.backend == "torch":
             import torch
 
             block = torch.as_tensor(np.ascontiguousarray(block)).to(device=self.device, dtype=torch.float64)
-            return self.scaler.transform(block).float()
-        return self.scaler.transform(block).astype(np.float32)
+            scaled = self.scaler.transform(block)
+            return scaled.float() if self.fast else scaled
+        scaled = self.scaler.transform(block)
+        return scaled.astype(np.float32) if self.fast else scaled
 
     def row_columns(self, U, candidates: Sequence[Candidate]) -> np.ndarray:
         """Aggregated features (rows, k) of ``candidates`` on scaled rows ``U`` (in row blocks,
@@ -146,12 +153,12 @@ class DataAccess:
 
             funcs = torch_functions()
             for start in range(0, U.shape[0], step):
-                cols = block_features(U[start:start + step], candidates, funcs, fast=True)
+                cols = block_features(U[start:start + step], candidates, funcs, fast=self.fast)
                 out[start:start + step] = torch.stack(cols, dim=1).cpu().numpy()
             return out
         for start in range(0, U.shape[0], step):
             out[start:start + step] = np.stack(
-                block_features(U[start:start + step], candidates, NUMPY_FUNCTIONS, fast=True), axis=1)
+                block_features(U[start:start + step], candidates, NUMPY_FUNCTIONS, fast=self.fast), axis=1)
         return out
 
 
@@ -162,6 +169,24 @@ def _top_per_group(scores: np.ndarray, groups: np.ndarray, m: int) -> np.ndarray
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     rank = np.arange(len(g)) - np.repeat(starts, np.diff(np.r_[starts, len(g)]))
     return order[rank < m]
+
+
+def _unit_columns(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of ``A`` (n, k) divided by their Euclidean norms (zero columns kept), and the norms.
+
+    A norm whose squares overflow or underflow float64 (raw inputs of extreme magnitude,
+    scale=None) is measured in units of a power of two of the column's largest value (exact);
+    the plain sum of squares serves every other column at no extra cost.
+    """
+    with np.errstate(over="ignore"):
+        norm = np.sqrt((A ** 2).sum(axis=0))
+    odd = ~np.isfinite(norm) | (norm < 1e-140)
+    if odd.any():
+        sub = A[:, odd]
+        unit = power_of_two_unit(np.abs(sub).max(axis=0))
+        with np.errstate(over="ignore"):
+            norm[odd] = np.sqrt(((sub / unit) ** 2).sum(axis=0)) * unit
+    return A / np.where(norm > 0, norm, 1.0), norm
 
 
 class _Slope:
@@ -245,6 +270,17 @@ class TermSearch:
             if config.callback(info):
                 self.stopped = "callback"
                 raise _Stop
+
+    def _check_deadline(self) -> None:
+        """Stop on the time budget alone, inside long stages (the callback keeps its documented
+        rhythm: once per search size or refinement round, in :meth:`_check_stop`)."""
+        deadline = self.config.deadline
+        if deadline is not None and time.perf_counter() > deadline:
+            self.stopped = "time_budget"
+            raise _Stop
+
+    def _past_deadline(self) -> bool:
+        return self.config.deadline is not None and time.perf_counter() > self.config.deadline
 
     def evaluate(self, subsets: Sequence[tuple[int, ...]]) -> np.ndarray:
         """Training SSE of term sets (all of one size), recorded; vectorised in batches."""
@@ -478,10 +514,12 @@ class TermSearch:
             return
         S = self.data.columns([_Slope(self.bank[c]) for c in missing])
         for j, c in enumerate(missing):
-            col = S[:, j] - S[:, j].mean()
-            norm = float(np.sqrt((col ** 2).sum()))
+            with np.errstate(invalid="ignore"):  # inf - inf where a slope overflows: refused below
+                col = S[:, j] - S[:, j].mean()
+            unit_col, norm = _unit_columns(col[:, None])
+            norm = float(norm[0])
             if np.isfinite(norm) and norm > 0:
-                self._slopes[c] = (col / norm, norm)
+                self._slopes[c] = (unit_col[:, 0], norm)
             else:
                 self._slopes[c] = None
 
@@ -526,10 +564,12 @@ class TermSearch:
                 sse = total - np.einsum("hkm,hkm->h", beta, AtY)
                 norms = np.array([[self._slopes[c][1] for c in row] for row in cols.tolist()])
                 constants = np.array([[self.bank[c].params[0] for c in row] for row in cols.tolist()])
-                weight = np.take_along_axis(beta, pos[:, :, None], axis=1) / self.cache.scale_[cols][:, :, None]
-                slope = beta[:, k:, :] / norms[:, :, None]                            # coefficient x move
-                denominator = (weight * weight).sum(axis=2)
-                with np.errstate(divide="ignore", invalid="ignore"):
+                # Raw inputs of extreme magnitude (scale=None) can overflow these products: the move
+                # is then inf or NaN, which is simply not trusted below.
+                with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                    weight = np.take_along_axis(beta, pos[:, :, None], axis=1) / self.cache.scale_[cols][:, :, None]
+                    slope = beta[:, k:, :] / norms[:, :, None]                            # coefficient x move
+                    denominator = (weight * weight).sum(axis=2)
                     move = np.where(denominator > 0, (weight * slope).sum(axis=2) / denominator, np.inf)
                 # Trusted only when every implied move stays within about a grid step.
                 trusted = (np.abs(move) <= 0.2 * np.abs(constants) + 0.1 / radius).all(axis=1)
@@ -716,6 +756,10 @@ class TermSearch:
             return []
         refined_sets: list[tuple[tuple[int, ...], list[Candidate]]] = []
         for subset in targets:
+            if self._past_deadline():
+                # Each refinement takes a while; the caller's next stop check ends the search,
+                # after the sets refined so far have joined the bank.
+                break
             self.refined.add(subset)
             start = self.best_in_signature(subset) if self.config.signature_grid else subset
             result = self.refine_set(start)
@@ -804,13 +848,23 @@ class TermSearch:
                 extras = power_arr[np.asarray(list(combinations(range(len(powers)), r)), dtype=np.intp)]
                 if not len(extras):
                     continue
-                block = np.sort(np.hstack([np.repeat(cores, len(extras), axis=0),
-                                           np.tile(extras, (len(cores), 1))]), axis=1)
-                by_size.setdefault(block.shape[1], []).extend(
-                    t for t in map(tuple, block.tolist()) if t not in self.records)
+                # With many powers (max_degree=32: 5k triples per shape, millions of sets) this
+                # stage is the longest of the search: the budget is checked every few batches of
+                # sets, not only at its end (the cores are taken in order, so the sets are too).
+                step = max(1, _DEADLINE_BATCH // len(extras))
+                for first in range(0, len(cores), step):
+                    self._check_deadline()
+                    part = cores[first:first + step]
+                    block = np.sort(np.hstack([np.repeat(part, len(extras), axis=0),
+                                               np.tile(extras, (len(part), 1))]), axis=1)
+                    by_size.setdefault(block.shape[1], []).extend(
+                        t for t in map(tuple, block.tolist()) if t not in self.records)
         for k in sorted(by_size):
             subsets = list(dict.fromkeys(by_size[k]))
-            sse = self.evaluate(subsets)
+            sse = np.empty(len(subsets))
+            for start in range(0, len(subsets), _DEADLINE_BATCH):
+                self._check_deadline()
+                sse[start:start + _DEADLINE_BATCH] = self.evaluate(subsets[start:start + _DEADLINE_BATCH])
             ranked = [subsets[i] for i in np.argsort(sse, kind="stable")]
             if self.config.refine:
                 targets = self._refine_targets(self.gauss_newton_rank(ranked), self.config.n_refine, variants=1)
@@ -918,18 +972,14 @@ def refine_constants(cands: Sequence[Candidate], U, Y: np.ndarray, fixed_cols: n
         c = cands[moving[i_move]]
         return column_fn(U, [Candidate(c.template, tuple(float(v) for v in theta[slices[i_move]]))])[:, 0]
 
-    fixed = fixed_cols - fixed_cols.mean(axis=0)
-    fixed_scale = np.sqrt((fixed ** 2).sum(axis=0))
-    fixed = fixed / np.where(fixed_scale > 0, fixed_scale, 1.0)
+    fixed, _ = _unit_columns(fixed_cols - fixed_cols.mean(axis=0))
     identity = np.eye(fixed.shape[1] + len(moving))
 
     def residual_from(cols: list[np.ndarray]) -> np.ndarray:
         moved = np.column_stack(cols)
         if not np.isfinite(moved).all():
             return np.full(Yc.size, 1e6)  # out of the term's domain: a large, finite penalty
-        moved = moved - moved.mean(axis=0)
-        norm = np.sqrt((moved ** 2).sum(axis=0))
-        A = np.hstack([fixed, moved / np.where(norm > 0, norm, 1.0)])
+        A = np.hstack([fixed, _unit_columns(moved - moved.mean(axis=0))[0]])
         # Unit-norm columns keep the small normal equations well conditioned; the jitter only
         # matters for (nearly) collinear columns.
         beta = np.linalg.solve(A.T @ A + 1e-10 * identity, A.T @ Yc)
@@ -965,8 +1015,11 @@ def refine_constants(cands: Sequence[Candidate], U, Y: np.ndarray, fixed_cols: n
         return J
 
     try:
-        result = least_squares(fun, theta0, jac=jac, bounds=(lower, upper), method="trf", x_scale="jac",
-                               max_nfev=max_nfev, xtol=1e-5, ftol=1e-8)
+        # Steps that leave a term's domain are penalised in `fun`; the solver's own arithmetic on
+        # such steps must not print numpy warnings into the user's session.
+        with np.errstate(all="ignore"):
+            result = least_squares(fun, theta0, jac=jac, bounds=(lower, upper), method="trf", x_scale="jac",
+                                   max_nfev=max_nfev, xtol=1e-5, ftol=1e-8)
     except (ValueError, np.linalg.LinAlgError):
         return None
     def rounded(digits: int) -> np.ndarray:

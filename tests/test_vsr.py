@@ -689,17 +689,6 @@ def test_cpu_0_is_the_cpu_for_the_numpy_backend():
     assert chunk_rows(200, device="cpu:0") == chunk_rows(200, device="cpu")
 
 
-def test_sparse_x_is_a_data_error_saying_to_pass_a_dense_array():
-    import scipy.sparse
-
-    X, y, _ = _task(n=60, d=3)
-    with pytest.raises(DataError, match=r"sparse csr_matrix.*X\.toarray\(\)"):
-        VSR().fit(scipy.sparse.csr_matrix(X), y)
-    model = VSR(max_degree=2).fit(X, y)
-    with pytest.raises(DataError, match="sparse"):
-        model.predict(scipy.sparse.csr_matrix(X))
-
-
 def test_a_failed_refit_leaves_the_previous_fit_intact():
     from sklearn.exceptions import NotFittedError
 

@@ -300,9 +300,6 @@ class VSR(RegressorMixin, BaseEstimator):
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
         """Validated 2-D float array (float32 kept as is, never copied when already numeric)."""
-        if scipy.sparse.issparse(X):
-            raise DataError(f"X is a sparse {type(X).__name__}; VSR evaluates every term on every value, so it "
-                            "needs a dense array: pass X.toarray()")
         if hasattr(X, "dtypes") and hasattr(X, "columns"):
             bad = [str(c) for c, dt in X.dtypes.items()
                    if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import pytest
 
@@ -55,17 +56,45 @@ def test_torn_last_line_is_dropped_and_appends_stay_clean(tmp_path):
 def test_complete_but_garbled_last_line_is_dropped(tmp_path):
     path = tmp_path / "results.jsonl"
     path.write_text(json.dumps(_record(0)) + "\n" + '{"broken": \n')
-    with ResultStore(path) as store:
+    with pytest.warns(UserWarning, match="skipping a damaged line"), ResultStore(path) as store:
         assert len(store) == 1
         store.add(_record(1))
-    assert len(ResultStore.read(path)) == 2
+    with pytest.warns(UserWarning, match="skipping 1 damaged line"):
+        assert len(ResultStore.read(path)) == 2
+
+
+def test_a_complete_last_record_without_its_newline_is_kept(tmp_path):
+    """An editor that strips the final newline leaves a whole record: it is read (report, --reuse) and
+    kept by the next run, which only ends its line; a torn line is never a whole JSON record."""
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps(_record(0)) + "\n" + json.dumps(_record(1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is skipped, so nothing to warn about
+        assert [r["seed"] for r in ResultStore.read(path)] == [0, 1]
+        with ResultStore(path) as store:
+            assert not store.dropped_torn_line
+            assert len(store) == 2
+            store.add(_record(2))
+    assert [json.loads(line)["seed"] for line in path.read_text().splitlines()] == [0, 1, 2]
+
+
+def test_reading_warns_about_the_lines_it_skips(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps(_record(0)) + "\n" + "{oops\n" + json.dumps(_record(1)) + "\n" + '{"dataset": "d", "mo')
+    with pytest.warns(UserWarning) as caught:
+        records = ResultStore.read(path)
+    assert [r["seed"] for r in records] == [0, 1]
+    messages = [str(w.message) for w in caught]
+    assert any("skipping 1 damaged line(s)" in m for m in messages)
+    assert any("skipping an unfinished last line" in m for m in messages)
 
 
 def test_lines_that_are_not_result_objects_are_skipped_as_damaged(tmp_path):
     path = tmp_path / "results.jsonl"
     good = json.dumps(_record(0)) + "\n"
     path.write_text("[1, 2]\n" + good + "{}\n" + '"text"\n' + json.dumps(_record(1)) + "\n")
-    assert len(ResultStore.read(path)) == 2
+    with pytest.warns(UserWarning, match="skipping 3 damaged line"):
+        assert len(ResultStore.read(path)) == 2
     with pytest.warns(UserWarning, match="skipping a damaged line"):
         with ResultStore(path) as store:
             assert len(store) == 2

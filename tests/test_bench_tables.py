@@ -171,18 +171,26 @@ def test_process_pool_and_ray_give_identical_results(baseline, data_dir, tmp_pat
 
 
 # -- errors ------------------------------------------------------------------------------------
-def test_failing_cells_are_recorded_and_retried_on_request(data_dir, tmp_path):
+def test_failing_cells_are_recorded_and_retried_on_request(data_dir, tmp_path, monkeypatch):
+    from taskneurons.bench import cells
+
+    def broken(cell, data, train, test):
+        raise ValueError("this cell's computation failed")
+
+    # A table every cell fails on is refused up front, so the networks and VSR fail here by hand
+    # (one job: the cells run in this process); HGB still works.
+    monkeypatch.setattr(cells, "_run_network", broken)
+    monkeypatch.setattr(cells, "_run_vsr", broken)
     folder = tmp_path / "data"
     folder.mkdir()
     frame = pd.read_csv(data_dir / "quad.csv")
-    frame.loc[3, "b"] = np.nan  # the networks and VSR refuse NaN inputs; HGB accepts them
     frame.to_csv(folder / "holes.csv", index=False)
     out = tmp_path / "out"
     run = run_table6(data_dir=folder, structures=STRUCTURE, seeds=1, protocol=TINY, out=out, boosting=["HGB"])
     records = {r["model"]: r for r in _lines(out / "results.jsonl")}
     assert run.n_errors == 3 and records["HGB"]["status"] == "ok"
     for model in ("VSR", "LN"):
-        assert records[model]["status"] == "error" and "NaN" in records[model]["error"]
+        assert records[model]["status"] == "error" and "computation failed" in records[model]["error"]
     assert records["TN"]["status"] == "error" and "VSR cell" in records["TN"]["error"]
     report = run.report.read_text()
     assert "## Failed cells" in report and "| holes | LN | T | 0 | tiny |" in report
@@ -194,6 +202,7 @@ def test_failing_cells_are_recorded_and_retried_on_request(data_dir, tmp_path):
     assert len(_by_key(_lines(out / "results.jsonl"))) == 4
     # The user fixes the file. The finished HGB cell of the old data is still protected (only it
     # is named); the failed cells hold nothing to protect and are recomputed on the new data.
+    monkeypatch.undo()
     frame.loc[3, "b"] = 0.0
     frame.to_csv(folder / "holes.csv", index=False)
     with pytest.raises(DataError, match="^1 finished cell"):
@@ -227,6 +236,69 @@ def test_tables_every_cell_would_fail_on_are_refused_before_any_work(tmp_path):
         with pytest.raises(DataError, match=match):
             run_table6(data_dir=folder, datasets=[name], out=tmp_path / name, protocol=TINY)
         assert not (tmp_path / name).exists()
+
+
+def _table(folder, name, frame):
+    folder.mkdir(exist_ok=True)
+    frame.to_csv(folder / f"{name}.csv", index=False)
+
+
+def test_tables_the_networks_refuse_are_refused_before_any_work(tmp_path):
+    """NaN or infinite features, a one-class target and too few rows for the split: every network and
+    VSR cell would fail, so the run is refused up front (the docstring's promise), naming the table."""
+    rng = np.random.default_rng(1)
+    base = pd.DataFrame(rng.uniform(-1, 1, (40, 3)), columns=["a", "b", "c"])
+    folder = tmp_path / "data"
+    nan = base.assign(y=base.sum(axis=1))
+    nan.loc[5, "a"] = np.nan
+    _table(folder, "nanfeat", nan)
+    inf = base.assign(y=base.sum(axis=1))
+    inf.loc[3, "b"] = np.inf
+    _table(folder, "inffeat", inf)
+    _table(folder, "oneclass", base.assign(label="yes"))
+    _table(folder, "onerow", base.head(1).assign(y=1.5))
+    for name, match in (("nanfeat", r"'nanfeat' .*nanfeat.csv.* column 'a' contains NaN or infinity in 1 row"),
+                        ("inffeat", "column 'b' contains NaN or infinity"),
+                        ("oneclass", r"target column 'label' holds one class only \('yes'\)"),
+                        ("onerow", r"has 1 row\(s\): too few for a train/test split")):
+        with pytest.raises(DataError, match=match):
+            run_table6(data_dir=folder, datasets=[name], structures=STRUCTURE, seeds=1, out=tmp_path / name,
+                       protocol=TINY, boosting=False)
+        with pytest.raises(DataError, match=match):
+            run_table5(data_dir=folder, datasets=[name], out=tmp_path / name, protocol=TINY)
+        assert not (tmp_path / name).exists()
+
+
+def test_a_huge_seed_count_is_refused_before_it_is_expanded(data_dir, tmp_path):
+    from taskneurons.bench.runner import expand_seeds
+
+    assert expand_seeds(3) == [0, 1, 2] and expand_seeds([5, 7]) == [5, 7]
+    # list(range(2**32 + 1)) needs ~150 GB, so the range check must come first. The test uses 2**62: were
+    # the count expanded first, that fails at once with a MemoryError instead of filling the memory.
+    with pytest.raises(DataError, match=r"seeds must be a positive count or seeds in \[0, 2\*\*32\), got 4611"):
+        run_table6(data_dir=data_dir, seeds=2**62, protocol=TINY, out=tmp_path / "out")
+    with pytest.raises(DataError, match="got 4611686018427387904"):
+        expand_seeds(2**62)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["tiny/v2", "my tiny", ".hidden", "-x", "a|b"])
+def test_protocol_names_that_cannot_be_file_names_are_refused(data_dir, tmp_path, name):
+    with pytest.raises(DataError, match="cannot be part of a file name"):
+        run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=1, protocol={**TINY, "name": name},
+                   out=tmp_path / "out", boosting=False)
+    assert not (tmp_path / "out").exists()
+    assert resolve_protocol({**TINY, "name": "tiny_v2.1-b"})["name"] == "tiny_v2.1-b"
+
+
+def test_a_report_of_results_with_an_unsafe_protocol_name_still_builds(tmp_path):
+    """Results written before names were checked: the figure files get a safe name."""
+    records = [{"hidden": [4], **_record(m, s, 0.1 + s / 100), "protocol": "tiny/v2"}
+               for s in range(2) for m in ("LN", "TN")]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    text = build_report(tmp_path).read_text()
+    assert "![table6_tiny_v2_datasets.png](table6_tiny_v2_datasets.png)" in text
+    assert (tmp_path / "table6_tiny_v2_outcomes.png").is_file()
 
 
 def test_an_address_without_the_ray_executor_is_refused(data_dir, tmp_path):
@@ -367,6 +439,10 @@ def test_the_papers_formula_per_dataset(tmp_path):
     ({"tn": {"batch_size": 0}}, "TN network settings are invalid: batch_size"),
     ({"tn_formula": "y**2"}, "tn_formula must be 'vsr', 'paper' or a formula"),
     ({"tn_formula": 3}, "tn_formula must be"),
+    # checked by the functions fit builds them with (training.make_optimizer, nn.make_activation, resolve_device)
+    ({"tn": {"optimizer": "foo"}}, "TN network settings are invalid: unknown optimizer 'foo'"),
+    ({"tn": {"activation": "foo"}}, "TN network settings are invalid: unknown activation 'foo'"),
+    ({"estimator": {"device": "nodevice"}}, "LN network settings are invalid: device='nodevice' is not a device"),
 ])
 def test_bad_network_settings_are_refused_before_any_work(data_dir, tmp_path, change, match):
     with pytest.raises(DataError, match=match):
@@ -393,6 +469,16 @@ def test_command_line_tn_settings():
     assert resolve_protocol(variant)["estimator"]["batch_size"] == 10  # the paper protocol underneath
     with pytest.raises(DataError, match="is not KEY=VALUE"):
         _tn_protocol("fast", ["basis"], "vsr")
+
+
+def test_a_cuda_device_without_cuda_is_refused_before_any_work(data_dir, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DataError, match="TN network settings are invalid: device='cuda' was requested but CUDA"):
+        run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=1, protocol={**TINY, "tn": {"device": "cuda"}},
+                   out=tmp_path)
+    assert not (tmp_path / "results.jsonl").exists()
 
 
 def test_command_line_tn_errors_exit_2(data_dir, tmp_path, capsys):
@@ -465,7 +551,25 @@ def test_rows_with_a_seed_one_model_lacks_describe_the_shared_seeds(tmp_path):
     assert row["rel_diff"] == pytest.approx(row["diff"] / row["ln_mean"]) and row["tn_ge"]
     records = [{"hidden": [4], **r} for r in records]
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    assert "left out of these rows: california S1 (LN 5, TN 4, both 4)" in build_report(tmp_path).read_text()
+    assert ("left out of these rows: california S1 (LN 5, TN 4, both 4; failed cells: see Failed cells)"
+            in build_report(tmp_path).read_text())
+
+
+def test_seeds_merely_missing_are_not_sent_to_failed_cells(tmp_path):
+    # A run in progress or interrupted: TN's seed 2 is not computed yet, and nothing failed.
+    records = [{"hidden": [4], **_record("LN", s, 0.1 + s / 100)} for s in range(3)]
+    records += [{"hidden": [4], **_record("TN", s, 0.09 + s / 100)} for s in range(2)]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    text = build_report(tmp_path).read_text()
+    assert "california S1 (LN 3, TN 2, both 2; missing: not computed yet)" in text
+    assert "see Failed cells" not in text and "## Failed cells" not in text
+
+
+def test_a_last_record_without_its_newline_is_in_the_report(tmp_path):
+    records = [{"hidden": [4], **_record(m, s, 0.1 + s / 100)} for s in range(2) for m in ("LN", "TN")]
+    (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in records))  # no final newline
+    text = build_report(tmp_path).read_text()
+    assert "Built from `results.jsonl`: 4 cells, 0 failed" in text and "left out" not in text
 
 
 def test_best_structure_against_the_paper():
@@ -486,6 +590,30 @@ def test_load_results_of_an_empty_folder(tmp_path):
         load_results(tmp_path)
     with pytest.raises(DataError, match="no results"):
         build_report(tmp_path)
+    with pytest.raises(DataError, match="run `taskneurons bench table5 --out"):
+        build_report(tmp_path, command="table5")
+
+
+def test_a_report_of_the_results_file_goes_into_its_folder(tmp_path):
+    records = [{"hidden": [4], **_record(m, s, 0.1 + s / 100)} for s in range(2) for m in ("LN", "TN")]
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert build_report(results) == tmp_path / "report.md"
+    assert (tmp_path / "table6_fast_datasets.png").read_bytes().startswith(PNG_MAGIC)
+    other = tmp_path / "notes.txt"
+    other.write_text("hi")
+    with pytest.raises(DataError, match="notes.txt is a file; pass the folder"):
+        build_report(other)
+
+
+def test_an_out_that_is_a_file_is_refused_before_any_work(data_dir, tmp_path):
+    afile = tmp_path / "afile.txt"
+    afile.write_text("hi")
+    with pytest.raises(DataError, match="afile.txt is a file; pass a folder"):
+        run_table6(data_dir=data_dir, structures=STRUCTURE, seeds=1, protocol=TINY, out=afile)
+    with pytest.raises(DataError, match="afile.txt is a file; pass a folder"):
+        run_table5(data_dir=data_dir, protocol=TINY, out=afile)
+    assert afile.read_text() == "hi"
 
 
 # -- the committed run -------------------------------------------------------------------------

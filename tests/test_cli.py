@@ -233,6 +233,92 @@ def test_ctrl_c_exits_130_with_a_message(monkeypatch, capfd, tmp_path):
     assert "taskneurons: interrupted" in capfd.readouterr().err
 
 
+def test_damaged_gzip_data_is_bad_input_not_an_interruption(tmp_path, capfd):
+    # Typer turns an EOFError (a truncated .csv.gz) into Abort: it used to print "interrupted", exit 130.
+    import gzip
+
+    run_here = InProcess(capfd)
+    packed = gzip.compress(b"a,b,y\n" + b"".join(b"%d,%d,%d\n" % (i, i * 2, i % 3) for i in range(400)))
+    cases = {"truncated": packed[: len(packed) // 2], "plain": b"a,y\n1,2\n"}
+    for name, content in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / f"{name}.csv.gz").write_bytes(content)
+        result = run_here("bench", "table6", "--data-dir", folder, "--structures", "S1", "--seeds", "1",
+                          "--no-boosting", "--out", tmp_path / f"out_{name}", "-q")
+        assert result.returncode == 2
+        assert_clean_error(result, f"{folder / name}.csv.gz", "is damaged")
+        assert "interrupted" not in result.stderr and not (tmp_path / f"out_{name}").exists()
+        discovered = run_here("discover", folder / f"{name}.csv.gz")
+        assert discovered.returncode == 2 and "interrupted" not in discovered.stderr
+
+
+def test_an_eof_error_is_not_reported_as_an_interruption(monkeypatch, capfd, tmp_path):
+    import taskneurons.bench
+    from taskneurons.cli import main
+
+    def ended_early(**kwargs):
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+    monkeypatch.setattr(taskneurons.bench, "run_table6", ended_early)
+    assert main(["bench", "table6", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    err = capfd.readouterr().err
+    assert "interrupted" not in err and "taskneurons: error: Compressed file ended" in err
+
+
+def test_an_out_that_is_a_file_is_refused_with_what_to_pass(tmp_path, capfd):
+    run_here = InProcess(capfd)
+    afile = tmp_path / "afile.txt"
+    afile.write_text("hi")
+    assert_clean_error(run_here("bench", "table6", "--data-dir", tmp_path, "--out", afile, "-q"),
+                       f"--out {afile} is a file; pass a folder")
+    assert_clean_error(run_here("bench", "table6", "--report-only", "--out", afile),
+                       f"--out {afile} is a file; pass the folder")
+    assert_clean_error(run_here("demo", "--out", afile, "-q"), f"--out {afile} is a file; pass a folder")
+    assert afile.read_text() == "hi"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_clean_error(run_here("bench", "table5", "--report-only", "--out", empty),
+                       f"run `taskneurons bench table5 --out {empty}` first")
+    assert_clean_error(run_here("bench", "table6", "--report-only", "--out", empty),
+                       f"run `taskneurons bench table6 --out {empty}` first")
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_demo_refuses_a_seed_out_of_range_before_any_work(tmp_path, capfd, seed):
+    result = InProcess(capfd)("demo", "--out", tmp_path / "out", "--seed", seed, "-q")
+    assert result.returncode == 2
+    assert_clean_error(result, "--seed", "[0, 2**32)", f"got {seed}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dataset_shape_warning_is_one_clean_line(tmp_path, capfd, monkeypatch):
+    """A registered name with data of another shape warns, as one line like the errors (no source line)."""
+    import taskneurons.bench.table6 as table6
+    from taskneurons.datasets import DatasetShapeWarning
+
+    rng = np.random.default_rng(0)
+    pd.DataFrame(rng.uniform(-1, 1, (60, 3)), columns=list("abc")).assign(q=rng.normal(size=60)).to_csv(
+        tmp_path / "wine.csv", index=False)
+    resolve = table6.resolve_datasets
+
+    def resolve_then_stop(*args, **kwargs):
+        resolve(*args, **kwargs)
+        raise KeyboardInterrupt  # stop before any cell runs
+
+    monkeypatch.setattr(table6, "resolve_datasets", resolve_then_stop)
+    result = InProcess(capfd)("bench", "table6", "--data-dir", tmp_path, "--structures", "S1", "--seeds", "1",
+                              "--no-boosting", "--out", tmp_path / "out", "-q")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 130 and len(lines) == 2, result.stderr
+    assert lines[0].startswith("taskneurons: warning: Dataset 'wine_quality' from ") and "60 x 3" in lines[0]
+    assert "DatasetShapeWarning" not in result.stderr and "load(name" not in result.stderr
+    with pytest.warns(DatasetShapeWarning):  # outside main() warnings show as usual again
+        from taskneurons.datasets import load
+
+        load("wine", tmp_path)
+
+
 def test_demo_refuses_unknown_tasks_before_any_work(tmp_path):
     from taskneurons.demo import run_demo
 

@@ -373,6 +373,45 @@ def test_bad_files_raise_clear_errors(tmp_path):
         ds.load("fifa", tmp_path)
 
 
+def _damaged_gzip_files(folder):
+    """A truncated, a corrupted and a not-gzip ``.csv.gz``, each with its own stem."""
+    rng = np.random.default_rng(2)
+    packed = gzip.compress(pd.DataFrame({"a": rng.normal(size=300), "y": rng.normal(size=300)})
+                           .to_csv(index=False).encode())
+    (folder / "truncated.csv.gz").write_bytes(packed[: len(packed) // 2])
+    flipped = bytearray(packed)
+    for i in range(40, len(flipped) - 20, 7):
+        flipped[i] ^= 0xFF
+    (folder / "corrupted.csv.gz").write_bytes(bytes(flipped))
+    (folder / "plain.csv.gz").write_text("a,y\n1,2\n")
+    return ("truncated", "corrupted", "plain")
+
+
+def test_damaged_gzip_files_raise_a_data_error_naming_the_file(tmp_path):
+    # EOFError, zlib.error and gzip.BadGzipFile from decompression, before: not the promised DataError
+    for name in _damaged_gzip_files(tmp_path):
+        path = tmp_path / f"{name}.csv.gz"
+        with pytest.raises(DataError, match=f"Could not read {path} as CSV: the file is damaged"):
+            ds.load(name, tmp_path)
+        with pytest.raises(DataError, match="is damaged"):
+            ds.read_table(path)
+
+
+def test_a_sidecar_task_must_fit_the_class_count(tmp_path):
+    rng = np.random.default_rng(3)
+    _write_csv(tmp_path / "five.csv", pd.DataFrame({"a": rng.normal(size=60), "y": rng.integers(0, 5, 60)}))
+    (tmp_path / "five.json").write_text(json.dumps({"task": "binary"}))
+    with pytest.raises(DataError, match="sets task 'binary', but the target column 'y' has 5 classes"):
+        ds.get_info("five", tmp_path)
+    _write_csv(tmp_path / "two.csv", pd.DataFrame({"a": rng.normal(size=60), "y": rng.integers(0, 2, 60)}))
+    (tmp_path / "two.json").write_text(json.dumps({"task": "multiclass"}))
+    with pytest.raises(DataError, match="sets task 'multiclass', but the target column 'y' has 2 classes"):
+        ds.get_info("two", tmp_path)
+    (tmp_path / "five.json").write_text(json.dumps({"task": "multiclass"}))
+    info = ds.get_info("five", tmp_path)
+    assert (info.task, info.n_classes) == ("multiclass", 5)
+
+
 def test_parquet_files_load(tmp_path):
     pytest.importorskip("pyarrow")
     frame = pd.DataFrame({"a": np.arange(5.0), "kind": list("uvuvu"), "y": np.linspace(0, 1, 5)})
@@ -508,6 +547,35 @@ def test_paper_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("TASKNEURONS_DATA", str(PAPER_DATA))
     monkeypatch.chdir(tmp_path)  # the ../shared/paper fallback does not apply from here
     assert len(ds.paper_table5()) == 20
+
+
+@needs_tables
+def test_a_malformed_number_in_the_paper_tables_names_the_file(tmp_path):
+    (tmp_path / "table5.csv").write_bytes((PAPER_TABLES / "table5.csv").read_bytes())
+    text = (PAPER_TABLES / "table6.csv").read_text()
+    assert "california housing,mse,0.0760" in text
+    (tmp_path / "table6.csv").write_text(text.replace("california housing,mse,0.0760", "california housing,mse,0.07x"))
+    with pytest.raises(DataError, match=r"table6.csv: the row of 'california housing' holds '0.07x' in column"):
+        ds.paper_table6(tmp_path)
+    text5 = (PAPER_TABLES / "table5.csv").read_text()
+    (tmp_path / "table5.csv").write_text(text5.replace("california housing,20640,", "california housing,2x0640,"))
+    with pytest.raises(DataError, match="table5.csv holds a malformed number"):
+        ds.paper_table5(tmp_path)
+
+
+@needs_tables
+@needs_paper_data
+def test_the_paper_tables_are_found_next_to_a_data_folder(tmp_path, monkeypatch):
+    """The shared layout <root>/datasets/<name> beside <root>/paper, as the report and --tn-formula look."""
+    monkeypatch.delenv("TASKNEURONS_PAPER_DIR", raising=False)
+    monkeypatch.delenv("TASKNEURONS_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # the ../shared/paper fallback does not apply from here
+    with pytest.raises(DataError, match="not available"):
+        ds.paper_table5()
+    assert len(ds.paper_table5(near=[PAPER_DATA])) == 20
+    assert ds.resolve_paper_dir(near=[None, PAPER_DATA]) == PAPER_TABLES.resolve()
+    with pytest.raises(DataError, match=r"looked at ../shared/paper: .*; the data folder's ../../paper: "):
+        ds.paper_table6(near=[tmp_path / "a" / "b"])
 
 
 def test_paper_tables_unavailable_raise_data_error(tmp_path, monkeypatch):

@@ -592,10 +592,10 @@ def _tn_protocol(protocol: str, settings: list[str] | None, formula: str) -> str
     return {"name": protocol, "base": protocol, "tn": tn, "tn_formula": formula}
 
 
-def _report_only(out: Path, paper_dir: Path | None, quiet: bool) -> None:
+def _report_only(out: Path, paper_dir: Path | None, quiet: bool, command: str) -> None:
     from .bench import build_report
 
-    path = build_report(out, paper_dir=paper_dir)
+    path = build_report(out, paper_dir=paper_dir, command=command)
     if not quiet:
         _console().print(f"wrote {path}")
 
@@ -617,7 +617,7 @@ def bench_table5(
 ) -> None:
     """Table 5: the formula VSR finds on every dataset, beside the paper's."""
     if report_only:
-        _report_only(out, paper_dir, quiet)
+        _report_only(out, paper_dir, quiet, "table5")
         return
     from .bench import run_table5
 
@@ -660,7 +660,7 @@ def bench_table6(
 ) -> None:
     """Table 6: linear-neuron vs task-based networks, structures S1-S5, several seeds (resumable)."""
     if report_only:
-        _report_only(out, paper_dir, quiet)
+        _report_only(out, paper_dir, quiet, "table6")
         return
     from .bench import run_table6
 
@@ -675,8 +675,25 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr, like the errors, not Python's two lines with a source line.
+    Warnings of other libraries keep their category's name (e.g. ConvergenceWarning) as a hint."""
+    own = category is UserWarning or category.__module__.startswith("taskneurons")
+    label = "" if own else f"{category.__name__}: "
+    try:
+        (file or sys.stderr).write(f"taskneurons: warning: {label}{_one_line(str(message))}\n")
+    except OSError:  # stderr closed: a warning is not worth a traceback
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (used by the console script)."""
+    with warnings.catch_warnings():  # restores the usual display for a caller (tests call main())
+        warnings.showwarning = _show_warning
+        return _main_checked(argv)
+
+
+def _main_checked(argv: list[str] | None) -> int:
     argv = _expand_bench_lists(list(sys.argv[1:] if argv is None else argv))
     try:
         # In this mode click turns Ctrl-C into a *returned* 130 (its Abort), not an exception.
@@ -686,7 +703,13 @@ def main(argv: list[str] | None = None) -> int:
         return code if isinstance(code, int) else 0
     except typer.Exit as exc:
         return exc.exit_code
-    except (typer.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        if isinstance(exc.__cause__, EOFError):
+            # Typer turns any EOFError into Abort, as for a prompt closed with Ctrl-D; here it is an
+            # input that ended early (nobody pressed Ctrl-C), so it is bad input, not an interruption.
+            detail = str(exc.__cause__) or "an input ended before its end"
+            typer.echo(f"taskneurons: error: {_one_line(detail)} (EOFError)", err=True)
+            return EXIT_BAD_INPUT
         typer.echo("taskneurons: interrupted", err=True)
         return EXIT_INTERRUPTED
     except typer.TyperException as exc:  # usage errors of Typer's (vendored) click

@@ -15,6 +15,7 @@ neuron response curves, training curves, TN-vs-LN bars) and ``summary.json``.
 from __future__ import annotations
 
 import json
+import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import DataError
 from .formula import Formula
 
 __all__ = ["run_demo", "DEMO_TASKS"]
@@ -149,8 +151,14 @@ def run_demo(out: str | Path = "taskneurons-demo", *, seed: int = 0, console=Non
     unknown = [name for name in tasks if name not in DEMO_TASKS]
     if unknown:  # refused before any work or any output folder
         raise ValueError(f"unknown demo task(s) {unknown}; choose from {', '.join(DEMO_TASKS)}")
-    start = time.perf_counter()
+    # numpy's and scikit-learn's seeds must lie in [0, 2**32); checked here, not seconds into the first task
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
+        raise DataError(f"seed (--seed) must be an integer in [0, 2**32), got {seed!r}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; pass a folder (it will hold report.md, summary.json and the "
+                        "figures)")
+    start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for name in tasks:

@@ -36,6 +36,7 @@ run instead of computing them again.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -176,6 +177,9 @@ CELL_VERSION = 2
 
 _PROTOCOL_KEYS = ("name", "test_size", "estimator", "ln", "tn", "tn_formula", "vsr", "boosting")
 
+#: Protocol names that are safe in file names and Markdown links (``table6_<name>_datasets.png``).
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
 #: ``tn_formula`` values that are not a formula: VSR's formula per (dataset, seed), the paper's Table 5 one.
 TN_FORMULA_SOURCES = ("vsr", "paper")
 
@@ -199,6 +203,11 @@ def resolve_protocol(protocol: str | Mapping[str, Any]) -> dict[str, Any]:
     name = protocol.get("name")
     if not isinstance(name, str) or not name or name == "-":
         raise DataError("a protocol dict needs a 'name' (stored in every result's key), e.g. {'name': 'tiny', ...}")
+    if not _NAME.fullmatch(name):
+        # The name is part of the report's figure files and their Markdown links: a '/' would point into
+        # a missing folder and a space would break the link, after the whole grid had run.
+        raise DataError(f"protocol name {name!r} cannot be part of a file name; use letters, digits and '_' "
+                        "(and '-' or '.' after the first character), e.g. 'tiny_v2'")
     # {"name": "paper", "tn": {...}} is a variant of "paper": a built-in name is its own base.
     base_name = protocol.get("base", name if name in PROTOCOLS else DEFAULT_PROTOCOL)
     if base_name not in PROTOCOLS:
@@ -259,9 +268,25 @@ def check_network_settings(protocol: Mapping[str, Any]) -> None:
     for model, extra in (("LN", protocol["ln"]), ("TN", protocol["tn"])):
         settings = {**protocol["estimator"], **extra}
         try:
-            TaskNeuronRegressor(**settings, hidden_layer_sizes=(1,))._check_params()
+            estimator = TaskNeuronRegressor(**settings, hidden_layer_sizes=(1,))
+            estimator._check_params()
+            _check_training_settings(estimator)
         except ValueError as exc:
             raise DataError(f"the protocol's {model} network settings are invalid: {exc}") from None
+
+
+def _check_training_settings(estimator) -> None:
+    """The settings the estimator hands to training unchecked (``_check_params`` leaves them to ``fit``):
+    its device, activation and optimizer, checked by the very functions ``fit`` builds them with."""
+    import torch
+
+    from ..nn import make_activation
+    from ..training import make_optimizer, resolve_device
+
+    resolve_device(estimator.device)
+    make_activation(estimator.activation)
+    make_optimizer(estimator.optimizer, [torch.nn.Parameter(torch.zeros(1))],
+                   learning_rate=estimator.learning_rate, weight_decay=estimator.weight_decay)
 
 
 def resolve_structures(structures: Sequence[str] | Mapping[str, Sequence[int]] | None) -> dict[str, tuple[int, ...]]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .protocols import STRUCTURES
+from .runner import RESULTS_FILE
 from .store import ResultStore
 
 __all__ = [
@@ -55,14 +57,20 @@ _BOOSTING = ("HGB", "XGBoost", "LightGBM")
 
 
 # -- loading -----------------------------------------------------------------------------------
-def load_results(source: str | os.PathLike) -> pd.DataFrame:
-    """All records of ``source`` (an output folder or a ``.jsonl`` file) as a DataFrame, one row a cell."""
+def load_results(source: str | os.PathLike, *, command: str = "table6") -> pd.DataFrame:
+    """All records of ``source`` (an output folder or a ``.jsonl`` file) as a DataFrame, one row a cell.
+
+    ``command``: the ``taskneurons bench`` command that the error for a folder without results says to run.
+    """
     path = Path(source)
     if path.is_dir() or path.suffix != ".jsonl":  # an output folder, existing or not
+        if path.is_file():
+            raise DataError(f"{path} is a file, not a results folder or a .jsonl file of results; pass the "
+                            "--out folder of a run")
         path = path / "results.jsonl"
     records = ResultStore.read(path)
     if not records:
-        raise DataError(f"no results in {path}; run `taskneurons bench table6 --out {path.parent}` first")
+        raise DataError(f"no results in {path}; run `taskneurons bench {command} --out {path.parent}` first")
     frame = pd.DataFrame.from_records(records)
     for column in ("status", "test_value", "train_value", "n_parameters", "hidden_used", "time", "fit_time",
                    "formula", "formula_record", "error", "data_dir", "metric", "task", "settings"):
@@ -76,16 +84,13 @@ def _paper_tables(paper_dir, frame: pd.DataFrame) -> tuple[pd.DataFrame | None, 
     """(table5, table6, where) of the paper, or None where not found (then ``where`` says why)."""
     from ..datasets import paper_table5, paper_table6
 
-    candidates: list[Any] = [paper_dir] if paper_dir is not None else [None]
-    if paper_dir is None:  # the shared layout: <root>/datasets/paper next to <root>/paper
-        candidates += [Path(d) / ".." / ".." / "paper" for d in frame["data_dir"].dropna().unique()]
-    reason = "not found"
-    for candidate in candidates:
-        try:
-            return paper_table5(candidate), paper_table6(candidate), "the paper's Tables 5 and 6"
-        except DataError as exc:
-            reason = str(exc)
-    return None, None, reason
+    # Without paper_dir, also the shared layout next to the runs' data: <root>/datasets/paper and <root>/paper.
+    near = list(frame["data_dir"].dropna().unique()) if "data_dir" in frame else []
+    try:
+        return (paper_table5(paper_dir, near=near), paper_table6(paper_dir, near=near),
+                "the paper's Tables 5 and 6")
+    except DataError as exc:
+        return None, None, str(exc)
 
 
 # -- statistics --------------------------------------------------------------------------------
@@ -326,7 +331,9 @@ def _definitions(alpha: float) -> list[str]:
 
 
 def _table6_section(summary: pd.DataFrame, best: pd.DataFrame, protocol: str, figures: list[str],
-                    paper_note: str, alpha: float, boosting: list[str], settings: dict | None) -> list[str]:
+                    paper_note: str, alpha: float, boosting: list[str], settings: dict | None,
+                    failed: set[tuple[str, str]] = frozenset()) -> list[str]:
+    """``failed``: the (dataset, structure) pairs of this protocol with a failed LN or TN cell."""
     lines = [f"## Table 6 — protocol `{protocol}`", ""]
     if settings:
         for label, values in settings.items():
@@ -367,9 +374,15 @@ def _table6_section(summary: pd.DataFrame, best: pd.DataFrame, protocol: str, fi
     unpaired = summary[(summary["n_pairs"] > 0)
                        & (summary["n_pairs"] < summary[["ln_n", "tn_n"]].max(axis=1))]
     if not unpaired.empty:
-        shown = "; ".join(f"{r['dataset']} {r['structure']} (LN {r['ln_n']}, TN {r['tn_n']}, both {r['n_pairs']})"
-                          for r in unpaired.to_dict("records"))
-        lines += [f"Seeds one model lacks (see Failed cells) are left out of these rows: {shown}.", ""]
+        # A seed is unpaired because its cell failed or because it is not computed yet (a run in
+        # progress or interrupted): only the first has a line under "Failed cells".
+        shown = "; ".join(
+            f"{r['dataset']} {r['structure']} (LN {r['ln_n']}, TN {r['tn_n']}, both {r['n_pairs']}; "
+            + ("failed cells: see Failed cells" if (r["dataset"], r["structure"]) in failed
+               else "missing: not computed yet") + ")"
+            for r in unpaired.to_dict("records"))
+        lines += [f"Seeds one model lacks (missing, not computed or failed) are left out of these rows: {shown}.",
+                  ""]
     if not best.empty:
         decided = best[best["outcome"] != "n/a"]
         ok = int(decided["outcome"].isin(["beats", "matches"]).sum())
@@ -544,10 +557,20 @@ def tn_formula_text(tn: pd.DataFrame) -> str:
     return "mixed sources: " + ", ".join(f"`{s}`" for s in sorted(sources))
 
 
-def build_report(out: str | os.PathLike, *, paper_dir: str | os.PathLike | None = None, alpha: float = ALPHA) -> Path:
-    """Write ``<out>/report.md`` and its PNG figures from ``<out>/results.jsonl``; returns the report's path."""
+def build_report(out: str | os.PathLike, *, paper_dir: str | os.PathLike | None = None, alpha: float = ALPHA,
+                 command: str = "table6") -> Path:
+    """Write ``<out>/report.md`` and its PNG figures from ``<out>/results.jsonl``; returns the report's path.
+
+    ``out`` may also be that ``results.jsonl`` itself (the report goes into its folder). ``command``:
+    the ``taskneurons bench`` command that the error for a folder without results says to run.
+    """
     out = Path(out)
-    frame = load_results(out)
+    if out.is_file() and out.name == RESULTS_FILE:
+        out = out.parent
+    elif out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; pass the folder that holds {RESULTS_FILE} (the --out folder of "
+                        "the run)")
+    frame = load_results(out, command=command)
     paper5, paper6, where = _paper_tables(paper_dir, frame)
     paper_note = "" if paper6 is not None else f"n/a ({where})"
     n_errors = int((frame["status"] != "ok").sum())
@@ -561,12 +584,16 @@ def build_report(out: str | os.PathLike, *, paper_dir: str | os.PathLike | None 
         if summary.empty:
             continue
         boosting = [m for m in _BOOSTING if summary[f"{m}_mean"].notna().any()]
-        figures = [f"table6_{protocol}_datasets.png", f"table6_{protocol}_outcomes.png"]
+        # Names are checked when a run starts; results written before that check may hold any name.
+        part = re.sub(r"[^A-Za-z0-9_.-]", "_", str(protocol)).lstrip(".") or "_"
+        figures = [f"table6_{part}_datasets.png", f"table6_{part}_outcomes.png"]
         _datasets_figure(summary, boosting, out / figures[0])
         _outcomes_figure(summary, out / figures[1], alpha)
         best = best_structures(summary, paper6)
+        broken = frame[(frame["protocol"] == protocol) & frame["model"].isin(_NETWORKS) & (frame["status"] != "ok")]
+        failed = set(zip(broken["dataset"], broken["structure"], strict=True))
         lines += _table6_section(summary, best, protocol, figures, paper_note, alpha, boosting,
-                                 _settings_of(frame, protocol))
+                                 _settings_of(frame, protocol), failed)
     table5 = table5_summary(frame, paper5)
     for protocol in dict.fromkeys(table5["protocol"]) if not table5.empty else []:
         note = "" if paper5 is not None else f"n/a ({where})"

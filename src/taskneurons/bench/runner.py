@@ -27,8 +27,8 @@ from .cells import Cell, run_cell
 from .executors import EXECUTORS, check_n_jobs, run_cells
 from .store import ResultStore, _parse_line, cell_key
 
-__all__ = ["DatasetSpec", "resolve_datasets", "open_results", "execute", "executor_session", "RESULTS_FILE",
-           "reuse_sources", "reusable_cells", "copy_cells"]
+__all__ = ["DatasetSpec", "check_out_dir", "expand_seeds", "resolve_datasets", "open_results", "execute",
+           "executor_session", "RESULTS_FILE", "reuse_sources", "reusable_cells", "copy_cells"]
 
 RESULTS_FILE = "results.jsonl"
 
@@ -65,12 +65,58 @@ def check_run_options(n_jobs: int, seeds: Sequence[int]) -> None:
         raise DataError(f"seeds must be a positive count or seeds in [0, 2**32), got {list(seeds)!r}")
 
 
-def resolve_datasets(data_dir: str | os.PathLike | None, names: Sequence[str] | None) -> list[DatasetSpec]:
+def check_out_dir(out: str | os.PathLike) -> Path:
+    """``out`` as a Path, refused up front when it is a file (results, report and figures are a folder's)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; pass a folder (it will hold {RESULTS_FILE}, the report and the "
+                        "figures)")
+    return out
+
+
+def expand_seeds(seeds: int | Sequence[int]) -> list[int]:
+    """The seeds of a run: a count N means seeds 0..N-1. A count is checked before it is expanded,
+    so that a huge one is refused with the range message instead of filling the memory."""
+    if isinstance(seeds, int) and not 0 < seeds <= 2**32:
+        raise DataError(f"seeds must be a positive count or seeds in [0, 2**32), got {seeds!r}")
+    return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+
+
+def _check_table(name: str, X, y, task: str, path: Path | None, test_size: float | None) -> None:
+    """Refuse a table every network and VSR cell would fail on, with the reason the models give.
+
+    The features go through the networks' own input encoder (NaN or infinity, missing categories
+    and stray text in a numeric column are refused there); a classification target needs two
+    classes; and the rows must allow the protocol's train/test split.
+    """
+    from ..preprocessing import TabularEncoder
+    from .cells import split_indices
+
+    where = f"dataset {name!r}" + (f" ({path})" if path is not None else "")
+    try:
+        TabularEncoder(scale=None, clip=None).fit_transform(X)
+    except DataError as exc:
+        raise DataError(f"{where} cannot be used, every cell would fail on it: {exc}") from None
+    if task != "regression" and y.nunique() < 2:
+        raise DataError(f"{where} is a classification task but its target column {y.name!r} holds one class "
+                        f"only ({y.iloc[0]!r}); it needs at least 2 (is the target the last column?)")
+    if test_size is not None:
+        try:
+            split_indices(len(X), None, 0, test_size)
+        except ValueError:
+            raise DataError(f"{where} has {len(X)} row(s): too few for a train/test split with test_size "
+                            f"{test_size}; add rows") from None
+
+
+def resolve_datasets(data_dir: str | os.PathLike | None, names: Sequence[str] | None, *,
+                     test_size: float | None = None) -> list[DatasetSpec]:
     """The datasets of a run, largest first; each is checked to be loadable here.
 
     ``names=None`` means every table in ``data_dir`` (``$TASKNEURONS_DATA`` when None), registered
     or not. A registered name with no local file is fetched once here (into the download cache)
     so that workers do not all download it; if that fails, the loader's error says what to do.
+    A table every cell would fail on (NaN or infinite features, a one-class target, too few rows
+    for the split of ``test_size``) is refused here, before any work.
     """
     from ..datasets import available, cache_dir, canonical_name, default_data_dir, find_file, get_info, load
 
@@ -86,11 +132,12 @@ def resolve_datasets(data_dir: str | os.PathLike | None, names: Sequence[str] | 
         registered = canonical_name(name)
         # Downloads a registered name without a local file into the cache (so that workers do not
         # all download it), and refuses now, with the loader's reason, a table every cell would fail on.
-        load(name, folder)
+        X, y = load(name, folder)
         info = get_info(name, folder)
         key = registered or info.name
         if key not in specs:
             path = find_file(name, folder) or find_file(key, cache_dir() / "datasets")
+            _check_table(name, X, y, info.task, path, test_size)
             specs[key] = DatasetSpec(key, info.task, int(info.n_samples) * max(1, int(info.n_features)),
                                      _fingerprint(path))
     return sorted(specs.values(), key=lambda s: -s.size)

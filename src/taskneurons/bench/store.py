@@ -4,9 +4,10 @@ One line per finished grid cell, keyed by ``(dataset, model, structure, seed, pr
 Only the coordinating process writes, one whole line per ``os.write`` on an ``O_APPEND``
 descriptor followed by ``fsync``, so a run killed at any instant (Ctrl-C, ``kill -9``, power
 loss) leaves every finished cell on disk and at most one torn last line, which the next
-open detects and cuts off. Re-runs skip the keys already present; a key is never written
-twice by one store, and duplicate lines (e.g. from two stores writing one file by mistake)
-are read back once, first line wins.
+open detects and cuts off. A last line that is a complete record but lacks its newline (e.g. an
+editor stripped it) is a record, not a torn write: it is read, and the next open adds the newline.
+Re-runs skip the keys already present; a key is never written twice by one store, and duplicate
+lines (e.g. from two stores writing one file by mistake) are read back once, first line wins.
 """
 
 from __future__ import annotations
@@ -46,6 +47,28 @@ def _parse_line(raw: bytes) -> tuple[CellKey, dict[str, Any]] | None:
         return cell_key(record), record
     except (ValueError, UnicodeDecodeError):  # JSONDecodeError and DataError are ValueErrors
         return None
+
+
+def _scan(data: bytes) -> tuple[list[tuple[CellKey, dict[str, Any]]], list[int], int | None]:
+    """``(records, damaged, tail)`` of a results file's bytes, records in file order.
+
+    ``damaged``: byte offsets of complete lines that are not result records (skipped). ``tail``: the
+    offset of an unterminated last line that is not a complete record (a torn write), else None. An
+    unterminated last line that parses as a record is one: only a partial line is a torn write.
+    """
+    records, damaged, tail = [], [], None
+    offset = 0
+    for raw in data.splitlines(keepends=True):
+        if raw.strip():
+            parsed = _parse_line(raw)
+            if parsed is not None:
+                records.append(parsed)
+            elif raw.endswith((b"\n", b"\r")):
+                damaged.append(offset)
+            else:
+                tail = offset
+        offset += len(raw)
+    return records, damaged, tail
 
 
 def _json_safe(value: Any) -> Any:
@@ -116,24 +139,20 @@ class ResultStore:
         if not self.path.exists():
             return
         data = self.path.read_bytes()
-        good_end = 0  # byte offset just past the last complete, valid line
-        offset = 0
-        for raw in data.splitlines(keepends=True):
-            line_end = offset + len(raw)
-            complete = raw.endswith(b"\n")
-            parsed = _parse_line(raw) if raw.strip() else None
-            if parsed is None and raw.strip() and complete and line_end != len(data):
-                warnings.warn(f"{self.path}: skipping a damaged line at byte {offset}", stacklevel=3)
-            if parsed is not None and complete:
-                self._records.setdefault(*parsed)
-            if complete:
-                good_end = line_end
-            offset = line_end
-        if good_end < len(data):
+        records, damaged, tail = _scan(data)
+        for key, record in records:
+            self._records.setdefault(key, record)
+        for offset in damaged:
+            warnings.warn(f"{self.path}: skipping a damaged line at byte {offset}", stacklevel=3)
+        if tail is not None:
             # A torn last line from an interrupted write: cut it off so appends start clean.
             self.dropped_torn_line = True
             with open(self.path, "r+b") as handle:
-                handle.truncate(good_end)
+                handle.truncate(tail)
+        elif data and not data.endswith((b"\n", b"\r")):
+            # A complete last record without its newline: end its line so the next append starts a new one.
+            with open(self.path, "ab") as handle:
+                handle.write(b"\n")
 
     def __contains__(self, key: CellKey) -> bool:
         return tuple(key) in self._records
@@ -169,13 +188,22 @@ class ResultStore:
 
     @staticmethod
     def read(path: str | os.PathLike) -> list[dict[str, Any]]:
-        """All complete records of a results file, without locking or repairing it."""
+        """All complete records of a results file, without locking or repairing it.
+
+        Warns about the lines it skips: damaged lines, and an unfinished last line (a run writing it
+        now, or one that was interrupted; the next run into the folder cuts it off and computes the cell).
+        """
         path = Path(path)
         if not path.exists():
             return []
+        found, damaged, tail = _scan(path.read_bytes())
+        if damaged:
+            warnings.warn(f"{path}: skipping {len(damaged)} damaged line(s) (first at byte {damaged[0]})",
+                          stacklevel=2)
+        if tail is not None:
+            warnings.warn(f"{path}: skipping an unfinished last line at byte {tail} (a write in progress or "
+                          "an interrupted run)", stacklevel=2)
         records: dict[CellKey, dict[str, Any]] = {}
-        for raw in path.read_bytes().splitlines(keepends=True):
-            parsed = _parse_line(raw) if raw.endswith(b"\n") else None
-            if parsed is not None:
-                records.setdefault(*parsed)
+        for key, record in found:
+            records.setdefault(key, record)
         return list(records.values())

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from .protocols import resolve_protocol
-from .runner import Progress, check_run_options, execute, executor_session, open_results, resolve_datasets
+from .runner import (
+    Progress,
+    check_out_dir,
+    check_run_options,
+    execute,
+    executor_session,
+    open_results,
+    resolve_datasets,
+)
 from .table6 import BenchRun, finish_run, vsr_cell
 
 __all__ = ["run_table5"]
@@ -46,11 +54,11 @@ def run_table5(
     start = time.perf_counter()
     settings = resolve_protocol(protocol)
     check_run_options(n_jobs, [int(seed)])
+    out = check_out_dir(out)
     folder = None if data_dir is None else str(Path(data_dir).resolve())
-    specs = resolve_datasets(folder, datasets)
+    specs = resolve_datasets(folder, datasets, test_size=settings["test_size"])
     cells = [vsr_cell(spec, int(seed), settings, folder) for spec in specs]
     expected = {cell.key: cell.settings_hash for cell in cells}
-    out = Path(out)
     progress = Progress()
     with executor_session(executor, n_jobs, address), open_results(out, expected, retry_errors=retry_errors) as store:
         n_done_before = sum(key in store for key in expected)

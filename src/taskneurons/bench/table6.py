@@ -31,10 +31,12 @@ from .runner import (
     RESULTS_FILE,
     DatasetSpec,
     Progress,
+    check_out_dir,
     check_run_options,
     copy_cells,
     execute,
     executor_session,
+    expand_seeds,
     open_results,
     resolve_datasets,
     reusable_cells,
@@ -114,13 +116,15 @@ def vsr_cell(spec: DatasetSpec, seed: int, protocol: Mapping[str, Any], data_dir
 
 
 def tn_formulas(specs: Sequence[DatasetSpec], protocol: Mapping[str, Any],
-                paper_dir: str | os.PathLike | None = None) -> dict[str, tuple[dict[str, Any], str] | None]:
+                paper_dir: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None
+                ) -> dict[str, tuple[dict[str, Any], str] | None]:
     """Dataset -> ``(formula, source)``, the TN formula (``Formula.to_dict()``) the protocol's
     ``tn_formula`` fixes for it and where it comes from (``"paper"`` or the formula's text), or None
     where the TN cells take their (dataset, seed)'s VSR formula.
 
     ``"paper"`` takes the paper's Table 5 formula (only its terms matter: every TN neuron learns
-    its own coefficients); a dataset the paper does not have is refused, by name.
+    its own coefficients); a dataset the paper does not have is refused, by name. The paper's tables
+    are looked for as the report does (``paper_dir``, else also next to ``data_dir``).
     """
     from ..formula import Formula
 
@@ -132,7 +136,7 @@ def tn_formulas(specs: Sequence[DatasetSpec], protocol: Mapping[str, Any],
         return {spec.name: (fixed, fixed["text"]) for spec in specs}
     from ..datasets import paper_table5
 
-    table = paper_table5(paper_dir)
+    table = paper_table5(paper_dir, near=[data_dir])
     known = dict(zip(table["dataset"], table["formula"], strict=True))
     missing = [spec.name for spec in specs if spec.name not in known]
     if missing:
@@ -274,16 +278,16 @@ def run_table6(
     settings = resolve_protocol(protocol)
     check_network_settings(settings)
     shapes = resolve_structures(structures)
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    seed_list = expand_seeds(seeds)
     check_run_options(n_jobs, seed_list)
+    out = check_out_dir(out)
     sources = reuse_sources(reuse)
     folder = None if data_dir is None else str(Path(data_dir).resolve())
-    specs = resolve_datasets(folder, datasets)
+    specs = resolve_datasets(folder, datasets, test_size=settings["test_size"])
     models = available_boosting(boosting, settings)
     first, second = table6_cells(specs, shapes, seed_list, settings, models, folder,
-                                 tn_formulas(specs, settings, paper_dir))
+                                 tn_formulas(specs, settings, paper_dir, folder))
     expected = {cell.key: cell.settings_hash for cell in (*first, *second)}
-    out = Path(out)
     progress = Progress()
     reusable, given = reusable_cells(sources, expected)
     if console is not None:

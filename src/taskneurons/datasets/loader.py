@@ -16,10 +16,12 @@ If all three fail, a :class:`~taskneurons.errors.DataError` names the file to cr
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import os
 import warnings
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -146,6 +148,14 @@ def read_table(path: Path, min_columns: int = 2) -> pd.DataFrame:
             frame = pd.read_csv(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise DataError(f"Could not read {path} as CSV: {exc}") from exc
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            # A truncated or corrupted .csv.gz (e.g. an interrupted copy). EOFError must not escape:
+            # click takes it for an aborted prompt and the command would report "interrupted".
+            raise _damaged(path, exc) from exc
+        except OSError as exc:
+            if exc.errno is not None:  # a real I/O error (permissions, ...): the OS message says it
+                raise
+            raise _damaged(path, exc) from exc
     if frame.shape[1] < min_columns:
         need = ("a dataset needs at least one feature column and the target as the last column"
                 if min_columns == 2 else f"at least {min_columns} are needed")
@@ -155,6 +165,15 @@ def read_table(path: Path, min_columns: int = 2) -> pd.DataFrame:
     if len(frame) == 0:
         raise DataError(f"{path} has a header but no data rows")
     return frame
+
+
+def _damaged(path: Path, exc: BaseException) -> DataError:
+    """The error for a table whose compressed data cannot be decompressed."""
+    detail = str(exc) or type(exc).__name__
+    return DataError(
+        f"Could not read {path} as CSV: the file is damaged (truncated, corrupted or not gzip data: "
+        f"{detail}); replace it with an intact copy or save it as plain .csv."
+    )
 
 
 def _is_label_dtype(series: pd.Series) -> bool:
@@ -208,6 +227,14 @@ def _infer_info(name: str, frame: pd.DataFrame, path: Path) -> DatasetInfo:
             task, n_classes = "regression", None
         elif override in ("binary", "multiclass"):
             task, n_classes = override, int(y.nunique())
+            if (task == "binary") != (n_classes == 2):
+                # The networks train one output per class whatever the sidecar says: a wrong name
+                # would only mislabel the results.
+                raise DataError(
+                    f"The sidecar of {path} sets task {task!r}, but the target column {y.name!r} has "
+                    f"{n_classes} classes; use 'binary' for 2 classes, 'multiclass' for more, or "
+                    f"'classification' to have the count decide."
+                )
         else:
             raise DataError(
                 f"Unknown task {override!r} in the sidecar of {path}; use 'regression', "

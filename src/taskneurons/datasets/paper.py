@@ -7,7 +7,9 @@ first that applies:
 1. the ``paper_dir`` argument;
 2. ``$TASKNEURONS_PAPER_DIR``;
 3. ``$TASKNEURONS_DATA/../../paper`` (the shared layout: ``datasets/paper`` and ``paper``);
-4. ``../shared/paper`` relative to the current directory (a development checkout).
+4. ``../shared/paper`` relative to the current directory (a development checkout);
+5. ``<folder>/../../paper`` for each data folder in ``near`` (the shared layout again, for a run
+   whose ``--data-dir`` names the folder; the benchmarks pass theirs).
 
 If none holds the tables, a :class:`~taskneurons.errors.DataError` says so; reports then print
 "paper numbers not available".
@@ -16,6 +18,7 @@ If none holds the tables, a :class:`~taskneurons.errors.DataError` says so; repo
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +36,7 @@ MODELS = ("LN", "TN")
 _FILES = ("table5.csv", "table6.csv")
 
 
-def _candidates(paper_dir) -> list[tuple[str, Path]]:
+def _candidates(paper_dir, near=()) -> list[tuple[str, Path]]:
     if paper_dir is not None:
         return [("paper_dir argument", Path(paper_dir))]
     found = []
@@ -44,18 +47,22 @@ def _candidates(paper_dir) -> list[tuple[str, Path]]:
     if data:
         found.append(("$TASKNEURONS_DATA/../../paper", Path(data).expanduser() / ".." / ".." / "paper"))
     found.append(("../shared/paper", Path("..") / "shared" / "paper"))
+    for folder in dict.fromkeys(str(f) for f in near if f is not None):
+        found.append(("the data folder's ../../paper", Path(folder) / ".." / ".." / "paper"))
     return found
 
 
-def resolve_paper_dir(paper_dir: str | os.PathLike | None = None) -> Path:
-    """The folder holding the paper's ``table5.csv`` and ``table6.csv`` (see module docstring).
+def resolve_paper_dir(paper_dir: str | os.PathLike | None = None, *,
+                      near: Iterable[str | os.PathLike | None] = ()) -> Path:
+    """The folder holding the paper's ``table5.csv`` and ``table6.csv`` (see module docstring);
+    ``near``: data folders whose ``../../paper`` is tried last (when ``paper_dir`` is None).
 
     Raises
     ------
     DataError
-        When no candidate folder holds both files.
+        When no candidate folder holds both files; the message lists every folder tried.
     """
-    candidates = _candidates(paper_dir)
+    candidates = _candidates(paper_dir, near)
     for _, folder in candidates:
         if all((folder / name).is_file() for name in _FILES):
             return folder.resolve()
@@ -76,8 +83,10 @@ def _registry_name(paper_name: str, table: str) -> str:
     return name
 
 
-def paper_table5(paper_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Table 5: the formula the paper's VSR found on each dataset.
+def paper_table5(paper_dir: str | os.PathLike | None = None, *,
+                 near: Iterable[str | os.PathLike | None] = ()) -> pd.DataFrame:
+    """Table 5: the formula the paper's VSR found on each dataset (``paper_dir``, ``near``: where to
+    look, see :func:`resolve_paper_dir`).
 
     Returns
     -------
@@ -86,27 +95,44 @@ def paper_table5(paper_dir: str | os.PathLike | None = None) -> pd.DataFrame:
         "multiclass"), ``n_samples``, ``n_features``, ``n_classes`` (nullable Int64; <NA> for
         regression) and ``formula`` (text in this project's syntax, see ``taskneurons.Formula``).
     """
-    path = resolve_paper_dir(paper_dir) / "table5.csv"
+    path = resolve_paper_dir(paper_dir, near=near) / "table5.csv"
     raw = pd.read_csv(path, dtype=str)
     expected = {"dataset", "instances", "features", "classes", "formula"}
     if not expected <= set(raw.columns):
         raise DataError(f"{path} lacks columns {sorted(expected - set(raw.columns))}")
-    classes = pd.to_numeric(raw["classes"].where(raw["classes"].str.strip() != "continuous"),
-                            errors="raise").astype("Int64")
+    try:
+        classes = pd.to_numeric(raw["classes"].where(raw["classes"].str.strip() != "continuous"),
+                                errors="raise").astype("Int64")
+        n_samples, n_features = raw["instances"].astype(int), raw["features"].astype(int)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path} holds a malformed number in its classes, instances or features column "
+                        f"({exc}); is the file the paper's table?") from None
     task = ["regression" if pd.isna(c) else ("binary" if c == 2 else "multiclass") for c in classes]
     return pd.DataFrame({
         "dataset": [_registry_name(n, path.name) for n in raw["dataset"]],
         "paper_name": raw["dataset"].str.strip(),
         "task": task,
-        "n_samples": raw["instances"].astype(int),
-        "n_features": raw["features"].astype(int),
+        "n_samples": n_samples,
+        "n_features": n_features,
         "n_classes": classes,
         "formula": raw["formula"].str.strip(),
     })
 
 
-def paper_table6(paper_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Table 6: test MSE / accuracy of LN and TN networks, structures S1..S5, mean (std) of 10 runs.
+def _number(path: Path, record: dict, column: str) -> float:
+    """One value of table6.csv as a float; a malformed one names the file, row and column."""
+    value = record[column]
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: the row of {str(record['dataset']).strip()!r} holds {value!r} in column "
+                        f"{column}, not a number; is the file the paper's table?") from None
+
+
+def paper_table6(paper_dir: str | os.PathLike | None = None, *,
+                 near: Iterable[str | os.PathLike | None] = ()) -> pd.DataFrame:
+    """Table 6: test MSE / accuracy of LN and TN networks, structures S1..S5, mean (std) of 10 runs
+    (``paper_dir``, ``near``: where to look, see :func:`resolve_paper_dir`).
 
     Returns
     -------
@@ -115,7 +141,7 @@ def paper_table6(paper_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     ("LN" or "TN"), ``metric`` ("mse": lower is better, on min-max scaled targets; "accuracy":
     higher is better), ``mean`` and ``std`` (floats).
     """
-    path = resolve_paper_dir(paper_dir) / "table6.csv"
+    path = resolve_paper_dir(paper_dir, near=near) / "table6.csv"
     raw = pd.read_csv(path)
     value_cols = [f"{m}_{s}_{stat}" for s in STRUCTURES for m in MODELS for stat in ("mean", "std")]
     missing = [c for c in ["dataset", "metric", *value_cols] if c not in raw.columns]
@@ -132,7 +158,7 @@ def paper_table6(paper_dir: str | os.PathLike | None = None) -> pd.DataFrame:
                     "structure": structure,
                     "model": model,
                     "metric": str(record["metric"]).strip(),
-                    "mean": float(record[f"{model}_{structure}_mean"]),
-                    "std": float(record[f"{model}_{structure}_std"]),
+                    "mean": _number(path, record, f"{model}_{structure}_mean"),
+                    "std": _number(path, record, f"{model}_{structure}_std"),
                 })
     return pd.DataFrame(rows)

@@ -215,31 +215,29 @@ class TabularEncoder:
             # Halves first: high - low overflows for columns near +-1.8e308, high/2 - low/2 never does.
             low, high = raw.min(axis=0), raw.max(axis=0)
             half_span, middle = high / 2 - low / 2, low / 2 + high / 2
-            with np.errstate(over="ignore"):
-                self.scale_ = 1.0 / np.where(half_span > 0, half_span, 1.0)
-            if not np.isfinite(self.scale_).all():  # 1/span overflows for spans below ~5.6e-309
-                tiny = [self._name(j) for j in np.flatnonzero(~np.isfinite(self.scale_))]
-                raise DataError(f"columns {tiny} vary by less than 1e-308 (subnormal numbers): too little to "
-                                "scale to [-1, 1]; multiply them by a constant (e.g. 1e300) or use "
-                                "quantile scaling")
+            self.scale_ = self._inverse_spread(half_span, "[-1, 1]")
             self.offset_ = -middle * self.scale_  # a constant column maps to 0, the centre of [-1, 1]
         elif self.scale == "standard":
             mean, std = _mean_std(raw)
             if not (np.isfinite(mean).all() and np.isfinite(std).all()):
                 raise DataError("X has values so large that their mean or variance overflows float64; "
                                 "rescale those columns or use scale='minmax'")
-            with np.errstate(over="ignore", divide="ignore"):
-                self.scale_ = 1.0 / np.where(std > 0, std, 1.0)
-            if not np.isfinite(self.scale_).all():  # 1/std overflows for spreads below ~5.6e-309
-                tiny = [self._name(j) for j in np.flatnonzero(~np.isfinite(self.scale_))]
-                raise DataError(f"columns {tiny} vary by less than 1e-308 (subnormal numbers): too little to "
-                                "scale to unit variance; multiply them by a constant (e.g. 1e300) or use "
-                                "quantile scaling")
+            self.scale_ = self._inverse_spread(std, "unit variance")
             self.offset_ = -mean * self.scale_
         else:
             self.scale_ = np.ones(raw.shape[1])
             self.offset_ = np.zeros(raw.shape[1])
         return self._finish(raw)
+
+    def _inverse_spread(self, spread: np.ndarray, target: str) -> np.ndarray:
+        """``1 / spread`` per column (1 for constant columns), refusing spreads so small that it overflows."""
+        with np.errstate(over="ignore", divide="ignore"):
+            scale = 1.0 / np.where(spread > 0, spread, 1.0)
+        if not np.isfinite(scale).all():  # 1/spread overflows for spreads below ~5.6e-309 (subnormal)
+            tiny = [self._name(j) for j in np.flatnonzero(~np.isfinite(scale))]
+            raise DataError(f"columns {tiny} vary by less than 1e-308 (subnormal numbers): too little to scale "
+                            f"to {target}; multiply them by a constant (e.g. 1e300) or use quantile scaling")
+        return scale
 
     def transform(self, X) -> np.ndarray:
         if X.shape[1] != self.n_features_in_:

@@ -584,3 +584,20 @@ def test_paper_tables_unavailable_raise_data_error(tmp_path, monkeypatch):
         ds.paper_table6()
     with pytest.raises(DataError, match="paper_dir argument"):
         ds.paper_table5(tmp_path)
+
+
+def test_own_table_named_like_a_registered_dataset_stays_the_users(tmp_path):
+    # bank.csv of one's own, described by a bank.json sidecar, is run under its own stem with its
+    # own task, not as bank-marketing (a binary task) beside the paper's numbers.
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.uniform(-1, 1, (40, 3)), columns=["a", "b", "c"])
+    frame.assign(target=frame.sum(axis=1)).to_csv(tmp_path / "bank.csv", index=False)
+    (tmp_path / "bank.json").write_text('{"task": "regression"}')
+    assert ds.available(tmp_path) == ["bank"]
+    info = ds.get_info("bank", tmp_path)
+    assert (info.name, info.task, info.paper_name) == ("bank", "regression", None)
+    X, y = ds.load("bank", tmp_path)
+    assert X.shape == (40, 3) and y.dtype == float
+    (tmp_path / "bank.json").unlink()  # without the sidecar the name means the registered dataset
+    assert ds.available(tmp_path) == ["bank-marketing"]
+    assert ds.get_info("bank", tmp_path).name == "bank-marketing"

@@ -118,7 +118,7 @@ def resolve_datasets(data_dir: str | os.PathLike | None, names: Sequence[str] | 
     A table every cell would fail on (NaN or infinite features, a one-class target, too few rows
     for the split of ``test_size``) is refused here, before any work.
     """
-    from ..datasets import available, cache_dir, canonical_name, default_data_dir, find_file, get_info, load
+    from ..datasets import available, cache_dir, default_data_dir, find_file, get_info, load
 
     folder = Path(data_dir) if data_dir is not None else default_data_dir()
     if names is None or len(names) == 0:
@@ -129,12 +129,11 @@ def resolve_datasets(data_dir: str | os.PathLike | None, names: Sequence[str] | 
                             "tables (target in the last column) or name them with --datasets")
     specs: dict[str, DatasetSpec] = {}
     for name in names:
-        registered = canonical_name(name)
         # Downloads a registered name without a local file into the cache (so that workers do not
         # all download it), and refuses now, with the loader's reason, a table every cell would fail on.
         X, y = load(name, folder)
         info = get_info(name, folder)
-        key = registered or info.name
+        key = info.name  # the registry's name, or the file's stem for a table of one's own
         if key not in specs:
             path = find_file(name, folder) or find_file(key, cache_dir() / "datasets")
             _check_table(name, X, y, info.task, path, test_size)

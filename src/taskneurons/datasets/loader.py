@@ -255,6 +255,16 @@ def _stem_of(path: Path) -> str:
     return parts[0] if parts else path.stem
 
 
+def _holds_registered(path: Path) -> bool:
+    """Whether the file ``path``, named like a registered dataset, is taken as that dataset.
+
+    Not when a ``<stem>.json`` next to it describes it: the sidecar is how a table of one's own
+    declares its task, so a ``bank.csv`` with a ``bank.json`` is a new dataset that only shares
+    a name, run under its own stem with its own task and never compared with the paper's numbers.
+    """
+    return not _sidecar(path)
+
+
 def get_info(name: str, data_dir: str | os.PathLike | None = None) -> DatasetInfo:
     """Registry entry of ``name``, or an entry inferred from its file for an unknown dataset.
 
@@ -274,10 +284,10 @@ def get_info(name: str, data_dir: str | os.PathLike | None = None) -> DatasetInf
         If ``name`` is neither registered nor a file in ``data_dir`` / ``$TASKNEURONS_DATA``.
     """
     key = canonical_name(name)
-    if key is not None:
-        return REGISTRY[key]
     folder = Path(data_dir) if data_dir is not None else default_data_dir()
     path = find_file(name, folder)
+    if key is not None and (path is None or _holds_registered(path)):
+        return REGISTRY[key]
     if path is None:
         lookup(name)  # raises the "unknown dataset" error, with suggestions
     return _infer_info(_stem_of(path), read_table(path), path)
@@ -447,6 +457,8 @@ def load(
     info = REGISTRY[key] if key is not None else None
 
     path = find_file(name, folder)
+    if info is not None and path is not None and not _holds_registered(path):
+        key = info = None  # the user's own table under a registered name (see _holds_registered)
     if path is None:  # the download cache: fetched files, and any table dropped there by hand
         path = find_file(info.name if info is not None else name, _cache_datasets_dir())
     if path is None:
@@ -494,11 +506,12 @@ def available(data_dir: str | os.PathLike | None = None) -> list[str]:
     claimed: set[str] = set()
     for reg_name in REGISTRY:
         path = find_file(reg_name, folder)
-        if path is not None:
+        if path is not None and _holds_registered(path):
             registered.append(reg_name)
             claimed.add(_stem_of(path))
             # Other spellings of the same dataset must not show up as extra datasets.
-            claimed.update(stem for stem, _, _ in files if canonical_name(stem) == reg_name)
+            claimed.update(stem for stem, _, p in files
+                           if canonical_name(stem) == reg_name and _holds_registered(p))
     others = sorted({stem for stem, _, _ in files if stem not in claimed}, key=str.lower)
     return registered + others
 

@@ -15,7 +15,7 @@ import pytest
 
 from taskneurons.bench.executors import run_cells, single_threaded
 from taskneurons.bench.store import ResultStore, cell_key
-from taskneurons.errors import DataError, TaskNeuronsError
+from taskneurons.errors import DataError, TaskNeuronsError, WorkerError
 
 
 def _record(i, **extra):
@@ -240,3 +240,25 @@ def test_bad_executor_arguments():
         run_cells([1], _square, on_result=print, executor="dask")
     with pytest.raises(TaskNeuronsError, match="n_jobs must be a positive integer"):
         run_cells([1], _square, on_result=print, n_jobs=0)
+
+
+def test_an_unreachable_ray_address_is_refused_in_seconds():
+    pytest.importorskip("ray")
+    import socket
+
+    from taskneurons.bench.executors import ray_session
+
+    with socket.socket() as probe:  # a port nobody listens on: bound, then closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}"):
+        with ray_session(1, f"127.0.0.1:{port}"):
+            pass
+    assert time.perf_counter() - start < 15  # Ray itself retried without end
+
+
+def test_a_crashed_ray_worker_is_a_worker_error():
+    pytest.importorskip("ray")
+    with pytest.raises(WorkerError, match="Ray worker or node died"):
+        run_cells([0], os._exit, on_result=lambda _: None, executor="ray", n_jobs=1)

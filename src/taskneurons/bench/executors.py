@@ -13,6 +13,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,7 +24,7 @@ from typing import Any
 from .._progress import progress_bar
 from ..errors import DataError, TaskNeuronsError, WorkerError
 
-__all__ = ["run_cells", "single_threaded", "check_n_jobs", "EXECUTORS"]
+__all__ = ["run_cells", "single_threaded", "check_n_jobs", "ray_session", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
 
@@ -159,32 +160,64 @@ def _call(function: Callable[[Any], Any], payload: Any) -> Any:
     return function(payload)
 
 
-def _run_ray(payloads, function, handle, n_jobs, address) -> None:
+@contextlib.contextmanager
+def ray_session(n_jobs: int, address: str | None) -> Iterator[Any]:
+    """The ``ray`` module with Ray initialised: a local Ray of ``n_jobs`` CPUs, or the cluster at
+    ``address``; a session this call starts is shut down on exit, one already running is reused."""
     try:
         import ray
     except ImportError:
-        raise TaskNeuronsError("the ray executor needs Ray: pip install 'taskneurons[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        options: dict[str, Any] = {"ignore_reinit_error": True, "include_dashboard": False,
-                                   "log_to_driver": False}
+        raise DataError("the ray executor needs Ray: pip install 'taskneurons[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        options: dict[str, Any] = {"ignore_reinit_error": True, "include_dashboard": False, "log_to_driver": False}
         if address:
+            _check_reachable(address)
             options["address"] = address
         else:
             options["num_cpus"] = n_jobs
         ray.init(**options)
-    pending: list = []
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(_call)
-        pending = [remote.remote(function, p) for p in payloads]
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
-                pending += [remote.remote(function, p) for p in handle(ray.get(ref))]
-    except BaseException:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
+        yield ray
     finally:
-        if started_here:
+        if started:
             ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) nobody listens on in seconds, not minutes:
+    Ray itself retries an unreachable cluster without end."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray checks (and refuses quickly) itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise DataError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start it (ray start "
+                        "--head) or check --address") from None
+
+
+def _run_ray(payloads, function, handle, n_jobs, address) -> None:
+    with ray_session(n_jobs, address) as ray:
+        pending: list = []
+        try:
+            remote = ray.remote(num_cpus=1, max_retries=0)(_call)
+            pending = [remote.remote(function, p) for p in payloads]
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    pending += [remote.remote(function, p) for p in handle(ray.get(ref))]
+        except ray.exceptions.RayError as exc:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            # As the local pool's BrokenProcessPool: one line, and the finished cells are kept.
+            cause = getattr(exc, "cause", None)
+            what = (f"a Ray task failed ({type(cause).__name__}: {cause})" if isinstance(exc, ray.exceptions.RayTaskError)
+                    and cause is not None else f"a Ray worker or node died ({type(exc).__name__}; killed, or out of "
+                    "memory?)")
+            raise WorkerError(f"{what}; the cells finished so far are saved, run the same command again to "
+                              "resume") from None
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise

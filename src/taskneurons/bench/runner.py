@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import DataError
 from .cells import Cell, run_cell
-from .executors import EXECUTORS, check_n_jobs, run_cells
+from .executors import EXECUTORS, check_n_jobs, ray_session, run_cells
 from .store import ResultStore, _parse_line, cell_key
 
 __all__ = ["DatasetSpec", "check_out_dir", "expand_seeds", "resolve_datasets", "open_results", "execute",
@@ -248,23 +248,8 @@ def executor_session(executor: str, n_jobs: int, address: str | None) -> Iterato
             raise DataError(f"--address {address} is where a Ray cluster runs; use it with --executor ray")
         yield
         return
-    try:
-        import ray
-    except ImportError:
-        raise DataError("the ray executor needs Ray: pip install 'taskneurons[ray]'") from None
-    started = not ray.is_initialized()
-    if started:
-        options: dict[str, Any] = {"ignore_reinit_error": True, "include_dashboard": False, "log_to_driver": False}
-        if address:
-            options["address"] = address
-        else:
-            options["num_cpus"] = n_jobs
-        ray.init(**options)
-    try:
+    with ray_session(n_jobs, address):
         yield
-    finally:
-        if started:
-            ray.shutdown()
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import math
 
 import numpy as np
@@ -578,3 +579,172 @@ def test_history_frame_is_indexed_by_epoch_without_ambiguity():
     frame = fit_module(mlp(), X, y, max_epochs=3, early_stopping=True).history.to_frame()
     assert list(frame.index) == [1, 2, 3] and frame.loc[2, "epoch"] == 2
     assert len(frame.sort_values("epoch")) == 3 and "epoch" in frame.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- review 2 follow-ups
+def test_float16_parameters_whose_sum_overflows_are_not_treated_as_diverged():
+    module = nn.Linear(300, 1).half()
+    with torch.no_grad():
+        module.weight.fill_(250.0)  # every value finite, their float16 sum (75000) is not
+    X = np.random.default_rng(0).normal(size=(20, 300)).astype(np.float32) * 1e-3
+    res = fit_module(module, X, np.zeros(20, np.float32), max_epochs=2, learning_rate=1e-6, optimizer="sgd")
+    assert res.recoveries == [] and res.learning_rate == 1e-6
+
+
+def test_a_non_finite_parameter_is_still_recovered_from():
+    class WithSpare(nn.Module):  # the spare parameter does not enter the loss: only the check can see it
+        def __init__(self):
+            super().__init__()
+            self.net, self.spare = mlp(), nn.Parameter(torch.zeros(3))
+
+        def forward(self, x):
+            return self.net(x)
+
+    def poison(epoch, record, module):
+        if epoch == 1:
+            with torch.no_grad():
+                module.spare[1] = float("inf")
+
+    X, y = regression_data(n=64)
+    module = WithSpare()
+    res = fit_module(module, X, y, max_epochs=3, callbacks=[poison], random_state=0)
+    assert [r["epoch"] for r in res.recoveries] == [2] and res.recoveries[0]["reason"].startswith("parameters")
+    assert torch.isfinite(module.spare).all() and res.n_epochs == 3
+
+
+def test_accuracy_metric_with_a_regression_loss_is_refused():
+    X, y = regression_data(n=40)
+    for loss in ("mse", "mae", "huber"):
+        with pytest.raises(ValueError, match="metric 'accuracy' reads the outputs as classification logits"):
+            fit_module(mlp(), X, (y > 0).astype(np.float32), loss=loss, metric="accuracy", max_epochs=1,
+                       validation_data=(X, y))
+
+
+def test_callbacks_given_as_a_generator_are_all_called():
+    X, y = regression_data(n=40)
+    calls = []
+    fit_module(mlp(), X, y, max_epochs=2, callbacks=(lambda e, r, m: calls.append(e) for _ in range(2)))
+    assert calls == [1, 1, 2, 2]
+    with pytest.raises(ValueError, match="callbacks must be a Callback, a callable or a sequence"):
+        fit_module(mlp(), X, y, max_epochs=1, callbacks=5)
+
+
+def test_a_validation_split_without_training_rows_is_a_data_error_saying_what_to_do():
+    X, y = regression_data(n=40)
+    with pytest.raises(DataError, match="leaves no rows to train on; lower validation_fraction"):
+        fit_module(mlp(), X[:2], y[:2], early_stopping=True, validation_fraction=0.99)
+    with pytest.raises(DataError, match="leaves no rows to train on"):
+        fit_module(mlp(d_out=2), X[:4], np.array([0, 1, 0, 1]), loss="cross_entropy", early_stopping=True,
+                   validation_fraction=0.9)
+    assert fit_module(mlp(), X[:2], y[:2], early_stopping=True, validation_fraction=0.5,
+                      max_epochs=1).n_train == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"recovery_factor": "0.1"}, "recovery_factor must be a number in \\(0, 1\\), got '0.1'"),
+        ({"min_delta": "0"}, "min_delta must be a number >= 0, got '0'"),
+        ({"clip_grad_norm": "1"}, "clip_grad_norm must be None or a number > 0, got '1'"),
+        ({"batch_size": True}, "batch_size must be an integer >= 1, got True"),
+        ({"max_epochs": True}, "max_epochs must be an integer >= 1, got True"),
+        ({"batch_size": 2.5}, "batch_size must be an integer >= 1, got 2.5"),
+    ],
+)
+def test_parameters_of_the_wrong_type_are_value_errors_naming_them(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fit_module(mlp(), np.ones((10, 4)), np.ones(10), **kwargs)
+
+
+@pytest.mark.parametrize("batch_size", [2.5, True, "8", 0])
+def test_predict_module_refuses_a_batch_size_that_is_not_a_count(batch_size):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        predict_module(mlp(), np.ones((10, 4)), batch_size=batch_size)
+
+
+def test_r2_metric_follows_scikit_learn_for_constant_targets_and_one_row():
+    from sklearn.metrics import r2_score
+
+    from taskneurons.training import METRICS
+
+    r2 = METRICS["r2"][0]
+    y = torch.tensor([[2.0, 1.0], [2.0, 3.0], [2.0, 2.0]])
+    cases = [(y, y.clone()), (y, y + 0.5), (y[:, :1], y[:, :1]), (y[:, :1], y[:, 1:])]
+    for target, out in cases:
+        assert r2(out, target).item() == pytest.approx(r2_score(target.numpy(), out.numpy()))
+    assert math.isnan(r2(y[:1] + 1, y[:1]).item())  # sklearn: nan (and a warning) for one sample
+    res = fit_module(mlp(), *regression_data(n=40), max_epochs=1, metric="r2",
+                     validation_data=(np.ones((5, 4)), np.full(5, 0.3)))
+    assert res.history[0]["valid_metric"] == 0.0  # a constant target, not -inf
+
+
+def test_saved_history_is_read_back_exactly(tmp_path):
+    from taskneurons import TaskNeuronRegressor
+    from taskneurons.persistence import load, save_estimator
+
+    X, y = regression_data(n=60)
+    for n_rows in (60, 8):  # with and (below 10 rows: no early stopping) without validation losses
+        model = TaskNeuronRegressor((8,), formula="x**2 + x", max_epochs=3, random_state=0, device="cpu")
+        model.fit(X[:n_rows], y[:n_rows])
+        save_estimator(model, tmp_path / "m.tn")
+        back = load(tmp_path / "m.tn").history_
+        pd.testing.assert_frame_equal(back, model.history_, check_exact=True)
+        assert back.equals(model.history_)
+        assert back["train_loss"].tolist() == model.history_["train_loss"].tolist()
+
+
+# ----------------------------------------------------------------------------- plots
+def test_new_figure_leaves_the_callers_backend_and_pyplot_alone():
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); import matplotlib.pyplot as plt\n"
+            "from taskneurons.plots import new_figure\n"
+            "new_figure(2)\n"
+            "print(matplotlib.get_backend(), plt.get_fignums())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["svg", "[]"]
+
+
+def test_save_figure_writes_exactly_the_given_path(tmp_path):
+    from taskneurons.plots import new_figure, save_figure
+
+    figure, (ax,) = new_figure(1)
+    ax.plot([1, 2], [3, 4])
+    for name, magic in (("nosuffix", b"\x89PNG"), ("a.png", b"\x89PNG"), ("b.pdf", b"%PDF"),
+                        ("c.v2", b"\x89PNG")):
+        save_figure(figure, tmp_path / name)
+        assert (tmp_path / name).read_bytes().startswith(magic), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.pdf", "c.v2", "nosuffix"]
+    buffer = io.BytesIO()
+    save_figure(figure, buffer)
+    assert buffer.getvalue().startswith(b"\x89PNG")
+
+
+def test_plot_history_accepts_the_history_fit_module_returns():
+    from taskneurons.plots import new_figure, plot_history
+
+    X, y = regression_data(n=40)
+    result = fit_module(mlp(), X, y, max_epochs=2, validation_data=(X, y), metric="r2")
+    _, (ax,) = new_figure(1)
+    plot_history(ax, {"net": result.history})
+    assert list(ax.lines[0].get_ydata()) == result.history.column("valid_loss")
+    assert ax.get_yscale() == "log"
+    with pytest.raises(ValueError, match="no values of 'valid_loss' and no 'train_loss' column"):
+        plot_history(ax, {"a": pd.DataFrame({"valid_loss": [np.nan]})})
+
+
+def test_plot_history_shows_a_one_epoch_curve():
+    from taskneurons.plots import new_figure, plot_history
+
+    _, (ax,) = new_figure(1)
+    plot_history(ax, {"a": pd.DataFrame({"train_loss": [0.5]})})  # one epoch: a visible marker
+    assert ax.lines[0].get_marker() not in (None, "None", "", " ")
+
+
+def test_plot_history_draws_non_positive_values_on_a_linear_axis():
+    from taskneurons.plots import new_figure, plot_history
+
+    _, (ax,) = new_figure(1)
+    plot_history(ax, {"a": pd.DataFrame({"valid_metric": [-0.5, 0.2, 0.4]})}, column="valid_metric")
+    assert ax.get_yscale() == "linear"  # r2 below 0 cannot be drawn on a log axis

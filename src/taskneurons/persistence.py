@@ -159,7 +159,8 @@ def save_estimator(estimator, path: str | os.PathLike) -> None:
         "linear_stage_kept": getattr(estimator, "linear_stage_kept_", None),
         "term_weights": estimator.term_weights_,
         "term_weights_valid_loss": estimator.term_weights_valid_loss_,
-        "history": json.loads(estimator.history_.to_json(orient="records")),
+        "history": [{k: None if v != v else v for k, v in record.items()}  # NaN -> null; floats exact (repr)
+                    for record in estimator.history_.to_dict(orient="records")],
         "dtype": str(next(estimator.network_.parameters()).dtype).replace("torch.", ""),
         "activation": activation,
         "basis": str(estimator.network_.basis),

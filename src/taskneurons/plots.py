@@ -1,7 +1,8 @@
 """Figures for reports: Pareto fronts, neuron response curves, training curves, TN-vs-LN bars.
 
 Each function draws on a matplotlib ``Axes`` the caller owns, so reports can lay them out as
-they like; :func:`save_figure` writes a PNG with the non-interactive Agg backend.
+they like. :func:`new_figure` builds a ``matplotlib.figure.Figure`` directly: it is not registered
+with pyplot and the caller's matplotlib backend is left alone; :func:`save_figure` writes it to a file.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ __all__ = ["new_figure", "save_figure", "plot_pareto", "plot_response", "plot_hi
 
 
 def new_figure(n_panels: int = 1, *, width: float = 4.2, height: float = 3.2):
-    """A figure with ``n_panels`` side-by-side axes (Agg backend: no display needed)."""
-    import matplotlib
+    """A figure with ``n_panels`` side-by-side axes, and the list of axes.
 
-    matplotlib.use("Agg", force=False)
+    The figure is a plain ``matplotlib.figure.Figure``: no display is needed, pyplot does not
+    keep it alive (no ``plt.close`` needed) and the process-wide matplotlib backend is unchanged.
+    """
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width * n_panels, height), layout="constrained")
@@ -29,7 +31,15 @@ def new_figure(n_panels: int = 1, *, width: float = 4.2, height: float = 3.2):
 
 
 def save_figure(figure, path: str | os.PathLike) -> None:
-    figure.savefig(path, dpi=110)
+    """Write ``figure`` to exactly ``path`` (110 dpi).
+
+    The format follows the file suffix when matplotlib can write it (``.png``, ``.pdf``,
+    ``.svg``, ...); otherwise, a missing suffix included, the file is a PNG (and no suffix is
+    added). The folder must exist (else ``FileNotFoundError``). A binary file object gets a PNG.
+    """
+    suffix = os.path.splitext(path)[1][1:].lower() if isinstance(path, (str, os.PathLike)) else ""
+    file_format = suffix if suffix in figure.canvas.get_supported_filetypes() else "png"
+    figure.savefig(path, dpi=110, format=file_format)
 
 
 def plot_pareto(ax, pareto, chosen: Formula | None = None, title: str = "complexity / error front") -> None:
@@ -67,14 +77,31 @@ def plot_response(ax, formulas: Mapping[str, Formula], *, low: float = -1.0, hig
 
 def plot_history(ax, histories: Mapping[str, object], *, column: str = "valid_loss",
                  title: str = "training curves") -> None:
-    """Per-epoch ``column`` (e.g. validation loss) for several fitted models' ``history_`` frames."""
+    """Per-epoch ``column`` (e.g. validation loss) for several fitted models.
+
+    Each history is an estimator's ``history_`` frame or the :class:`~taskneurons.training.History`
+    that :func:`~taskneurons.training.fit_module` returns. A history without values of ``column``
+    (trained without validation data) shows its ``train_loss``. The y axis is logarithmic when
+    every value drawn is positive, linear otherwise (e.g. an r2 metric below 0).
+    """
     shown = set()
+    values_drawn = []
     for label, history in histories.items():
+        if isinstance(history, list):  # a training.History: a list of per-epoch records
+            from .training import History
+
+            history = History(history).to_frame()
         used = column if column in history and history[column].notna().any() else "train_loss"
+        if used not in history:
+            raise ValueError(f"history {label!r} has no values of {column!r} and no 'train_loss' column.")
         shown.add(used)  # a model trained without validation data falls back to its train loss
-        values = history[used]
-        ax.plot(np.arange(1, len(values) + 1), values, label=label)
-    ax.set_yscale("log")
+        values = np.asarray(history[used], dtype=float)
+        values_drawn.append(values[np.isfinite(values)])
+        # markers: a single epoch (or a few) would otherwise be an invisible line of one point
+        ax.plot(np.arange(1, len(values) + 1), values, label=label, marker="o" if len(values) <= 20 else None,
+                markersize=4)
+    drawn = np.concatenate(values_drawn) if values_drawn else np.empty(0)
+    ax.set_yscale("log" if len(drawn) and (drawn > 0).all() else "linear")
     ax.set_xlabel("epoch")
     ax.set_ylabel(" / ".join(name.replace("_", " ") for name in sorted(shown)) or column.replace("_", " "))
     ax.set_title(title)

@@ -97,12 +97,17 @@ def _mae(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _r2(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    # Per output column, then the uniform average (scikit-learn's r2_score default).
+    # Per output column, then the uniform average, as scikit-learn's r2_score default: a constant
+    # target column scores 1 when predicted exactly, else 0 (force_finite=True), and fewer than
+    # two rows give NaN (sklearn also warns; the history just records NaN).
+    if len(y) < 2:
+        return torch.full((), math.nan, dtype=out.dtype, device=out.device)
     y2 = y.reshape(len(y), -1)
     o2 = out.reshape(len(y), -1)
     ss_res = ((y2 - o2) ** 2).sum(0)
     ss_tot = ((y2 - y2.mean(0)) ** 2).sum(0)
-    return (1 - ss_res / ss_tot).mean()
+    score = torch.where(ss_tot == 0, (ss_res == 0).to(ss_res.dtype), 1 - ss_res / ss_tot)
+    return score.mean()
 
 
 def _accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -141,7 +146,10 @@ class History(list):
     ``epoch`` (1-based), ``train_loss`` (mean loss over the epoch's batches, weighted by batch
     size; the loss is computed *during* the epoch, while the weights change), ``valid_loss`` and
     ``valid_metric`` (on the validation data with the weights at the end of the epoch; ``None``
-    without validation data), ``valid_loss_best`` (True when ``valid_loss`` is the best so far),
+    without validation data), ``valid_loss_best`` (True when ``valid_loss`` is lower than the
+    loss of the last epoch marked best by more than ``min_delta``; the first epoch is always
+    marked; with the default ``min_delta=0`` this is "the lowest so far", with ``min_delta > 0``
+    an epoch slightly below the best may stay unmarked; see ``TrainingResult.best_epoch``),
     ``learning_rate`` (of the first parameter group), ``duration`` (seconds, validation
     included).
     """
@@ -405,6 +413,10 @@ def _split(n: int, fraction: float, y: torch.Tensor, stratify: bool, seed: int
     if n < 2:
         raise DataError(f"early stopping needs a validation split but there are only {n} samples; "
                         "pass validation_data or set early_stopping=False.")
+    if n - math.ceil(fraction * n) < 1:  # scikit-learn's rounding: the validation part is rounded up
+        raise DataError(f"early stopping holds out validation_fraction={fraction} of the {n} samples, "
+                        "which leaves no rows to train on; lower validation_fraction, pass "
+                        "validation_data or set early_stopping=False.")
     index = np.arange(n)
     if stratify:
         try:
@@ -458,8 +470,8 @@ def predict_module(module: nn.Module, X: ArrayLike, *, batch_size: int = 4096,
     Returns the stacked outputs, shape (n, ...), on that device. The module's train/eval mode
     is restored afterwards.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
     param = next(module.parameters(), None)
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.get_default_dtype()
     dev = resolve_device(device) if device is not None else (param.device if param is not None
@@ -614,6 +626,10 @@ def fit_module(
         if task in ("multiclass", "binary") and metric != "accuracy":
             raise ValueError(f"metric {metric!r} compares outputs with real-valued targets; with "
                              f"loss={loss!r} use 'accuracy' or a callable.")
+        if task == "regression" and metric == "accuracy":
+            raise ValueError(f"metric 'accuracy' reads the outputs as classification logits; with "
+                             f"loss={loss!r} use 'mse', 'rmse', 'mae', 'r2' or a callable (or train "
+                             "a classifier with loss='bce' or 'cross_entropy').")
         metric_name, metric_fn = metric, METRICS[metric][0]
     elif callable(metric):
         metric_name, metric_fn = "custom", metric
@@ -677,6 +693,11 @@ def fit_module(
     params = [p for group in opt.param_groups for p in group["params"]]
     if isinstance(callbacks, (Callback, type)) or callable(callbacks):
         callbacks = [callbacks]  # one callback given on its own
+    try:
+        callbacks = list(callbacks)  # once: a generator would be used up by the check below
+    except TypeError:
+        raise ValueError(f"callbacks must be a Callback, a callable or a sequence of them, got "
+                         f"{callbacks!r}.") from None
     if any(isinstance(cb, type) for cb in callbacks):
         raise ValueError("callbacks must be Callback instances or callables, not classes: write "
                          "callbacks=[MyCallback()] rather than [MyCallback].")
@@ -730,9 +751,10 @@ def fit_module(
                     opt.step()
                     batch_losses.append(batch_loss.detach())
 
-                # Everything read back in one sync: train loss, parameter health, validation.
+                # Everything read back in one sync: train loss, parameter health, validation. Health
+                # is checked per tensor: a sum of finite float16 parameters can overflow to inf.
                 values = [torch.stack(batch_losses).to(dtype) @ weights,  # a custom loss may return float64
-                          torch.stack([p.detach().sum() for p in params]).sum()]
+                          torch.stack([torch.isfinite(p.detach()).all() for p in params]).all()]
                 if has_valid:
                     module.train(False)
                     with torch.no_grad():
@@ -745,11 +767,15 @@ def fit_module(
                                                  f"{tuple(m.shape)}.")
                             values.append(m.reshape(()))
                 values = torch.stack([v.to(dtype) for v in values]).tolist()
-                train_loss, param_sum = values[0], values[1]
+                train_loss, params_finite = values[0], values[1] == 1
                 valid_loss = values[2] if has_valid else None
                 valid_metric = values[3] if has_valid and metric_fn is not None else None
 
-                bad = _first_non_finite(train_loss=train_loss, parameters=param_sum, valid_loss=valid_loss)
+                bad = _first_non_finite(train_loss=train_loss)
+                if bad is None and not params_finite:
+                    bad = "parameters = nan or inf"
+                if bad is None:
+                    bad = _first_non_finite(valid_loss=valid_loss)
                 if bad is not None:
                     lr_before = opt.param_groups[0]["lr"]
                     if len(recoveries) >= max_recoveries or good is None:
@@ -851,20 +877,25 @@ def _check_params(*, batch_size, max_epochs, learning_rate, validation_fraction,
         if not ok:
             raise ValueError(text)
 
-    need(isinstance(batch_size, (int, np.integer)) and batch_size >= 1,
-         f"batch_size must be an integer >= 1, got {batch_size!r}.")
-    need(isinstance(max_epochs, (int, np.integer)) and max_epochs >= 1,
-         f"max_epochs must be an integer >= 1, got {max_epochs!r}.")
+    def integer(value: Any) -> bool:  # booleans are not counts
+        return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+    def real(value: Any) -> bool:  # numbers only, text and booleans refused (checked before comparing)
+        return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+    need(integer(batch_size) and batch_size >= 1, f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    need(integer(max_epochs) and max_epochs >= 1, f"max_epochs must be an integer >= 1, got {max_epochs!r}.")
     check_learning_rate(learning_rate)
     check_early_stopping(validation_fraction, patience)
-    need(min_delta >= 0, f"min_delta must be >= 0, got {min_delta!r}.")
-    need(isinstance(max_recoveries, (int, np.integer)) and max_recoveries >= 0,
+    need(real(min_delta) and min_delta >= 0, f"min_delta must be a number >= 0, got {min_delta!r}.")
+    need(integer(max_recoveries) and max_recoveries >= 0,
          f"max_recoveries must be an integer >= 0, got {max_recoveries!r}.")
-    need(0 < recovery_factor < 1, f"recovery_factor must be in (0, 1), got {recovery_factor!r}.")
-    need(eval_batch_size is None or (isinstance(eval_batch_size, (int, np.integer)) and eval_batch_size >= 1),
+    need(real(recovery_factor) and 0 < recovery_factor < 1,
+         f"recovery_factor must be a number in (0, 1), got {recovery_factor!r}.")
+    need(eval_batch_size is None or (integer(eval_batch_size) and eval_batch_size >= 1),
          f"eval_batch_size must be None or an integer >= 1, got {eval_batch_size!r}.")
-    need(clip_grad_norm is None or clip_grad_norm > 0,
-         f"clip_grad_norm must be None or > 0, got {clip_grad_norm!r}.")
+    need(clip_grad_norm is None or (real(clip_grad_norm) and clip_grad_norm > 0),
+         f"clip_grad_norm must be None or a number > 0, got {clip_grad_norm!r}.")
 
 
 def _first_non_finite(**values: float | None) -> str | None:

@@ -464,3 +464,14 @@ def test_bad_parameters(params, message):
     X = np.random.default_rng(0).uniform(size=(30, 2))
     with pytest.raises(ValueError, match=message):
         TaskNeuronRegressor(**{**FAST, **params}).fit(X, X.sum(1))
+
+
+def test_save_refuses_a_folder_where_the_temporary_file_goes(tmp_path):
+    model = tn.TaskNeuronRegressor(formula="x**2 + x", hidden_layer_sizes=(4,), max_epochs=2, random_state=0)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (40, 2))
+    model.fit(X, X.sum(axis=1))
+    (tmp_path / "m.tn.tmp").mkdir()
+    with pytest.raises(tn.errors.ModelFileError, match=r"m\.tn\.tmp, where it is written first, is a folder"):
+        model.save(tmp_path / "m.tn")
+    assert (tmp_path / "m.tn.tmp").is_dir() and not (tmp_path / "m.tn").exists()

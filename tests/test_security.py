@@ -491,6 +491,9 @@ def test_edited_metadata_fails_the_metadata_checksum(model_files, tmp_path, cana
     (lambda m: m.__setitem__("version", True), "invalid format version"),
     (lambda m: m.__setitem__("version", "1"), "invalid format version"),
     (lambda m: m.__setitem__("format", "pickle"), "not a taskneurons model file"),
+    (lambda m: m["fitted"].__setitem__("classes", {"kind": "int", "values": [0, 1]}), "must not hold class labels"),
+    (lambda m: m["fitted"].__setitem__("n_features_in", 7), "n_features_in in the model file is 7"),
+    (lambda m: m["fitted"].__setitem__("feature_names_in", [{"a": 1}, [1, 2], None]), "feature_names_in"),
 ])
 def test_metadata_is_validated_even_with_recomputed_checksums(model_files, tmp_path, canary, edit, match):
     header, meta, data = _split(model_files["regressor"])
@@ -507,6 +510,11 @@ def test_metadata_is_validated_even_with_recomputed_checksums(model_files, tmp_p
     (lambda t: t.__setitem__("target/spread", torch.ones((), dtype=torch.float64)), "target/spread has shape"),
     (lambda t: t.__setitem__("encoder/offset", t["encoder/offset"][:1]), "encoder/offset has shape"),
     (lambda t: t.__setitem__("network/0.weight", t["network/0.weight"].to(torch.int32)), "are not float32"),
+    (lambda t: t.__setitem__("encoder/scale", t["encoder/scale"].to(torch.int64)), "encoder/scale .* finite floating"),
+    (lambda t: t.__setitem__("target/spread", torch.zeros_like(t["target/spread"])), "target/spread .* positive"),
+    # zero-byte tensors (an empty dimension) must not pass for a network: nothing of its size is built
+    (lambda t: t.update({k: torch.empty(v.shape[0], 0) for k, v in t.items()
+                         if k.startswith("network/") and v.ndim == 2}), "network tensors hold"),
 ])
 def test_tensors_are_validated_even_with_recomputed_checksums(model_files, tmp_path, canary, edit, match):
     # The tensors replaced and both checksums recomputed: shapes and dtypes must still be checked,

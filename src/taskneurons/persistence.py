@@ -191,7 +191,8 @@ def save_estimator(estimator, path: str | os.PathLike) -> None:
         save_file(tensors, str(tmp), metadata={_METADATA_KEY: json.dumps(meta, allow_nan=False)})
         os.replace(tmp, path)  # never leave a half-written model under the final name
     except (OSError, SafetensorError) as exc:  # e.g. the disk is full, or the folder went away meanwhile
-        tmp.unlink(missing_ok=True)
+        if tmp.is_file():
+            tmp.unlink()
         raise ModelFileError(f"cannot write the model file {path}: {exc}") from None
 
 
@@ -205,6 +206,10 @@ def _check_destination(path: str | os.PathLike) -> Path:
         what = "is not a folder" if folder.exists() else "does not exist"
         raise ModelFileError(f"cannot save the model to {path}: the folder {folder} {what}; create it first "
                              "or choose another path")
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists() and not tmp.is_file():  # save() writes there first; a folder in the way is not ours to remove
+        raise ModelFileError(f"cannot save the model to {path}: {tmp}, where it is written first, is a folder or "
+                             "special file; remove it or choose another path")
     return path
 
 
@@ -286,6 +291,8 @@ def load(path: str | os.PathLike):
 
 
 def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
+    from sklearn.base import is_classifier
+
     from .formula import Formula
     from .nn import TERM_WEIGHTS, TaskMLP
     from .nn.layer import BASES
@@ -329,16 +336,30 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
         raise ModelFileError("linear_inputs in the model file must be a list of input indices")
     estimator.linear_inputs_ = tuple(linear_inputs)
     estimator.n_features_in_ = int(fitted["n_features_in"])
-    if fitted.get("feature_names_in") is not None:
-        estimator.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
-    arrays = {k.split("/", 1)[1]: v.numpy() for k, v in tensors.items() if k.startswith("encoder/")}
+    names = fitted.get("feature_names_in")
+    if names is not None:
+        if not (isinstance(names, list) and len(names) == estimator.n_features_in_
+                and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)):
+            raise ModelFileError(f"feature_names_in in the model file must be null or {estimator.n_features_in_} "
+                                 "distinct column names")
+        estimator.feature_names_in_ = np.asarray(names, dtype=object)
+    arrays = _float_arrays(tensors, "encoder/")
     estimator.encoder_ = TabularEncoder.from_state(fitted["encoder"], arrays)
+    if estimator.encoder_.n_features_in_ != estimator.n_features_in_:
+        raise ModelFileError(f"n_features_in in the model file is {estimator.n_features_in_}, but its encoder takes "
+                             f"{estimator.encoder_.n_features_in_} columns; the file is inconsistent")
+    # The estimator's kind decides which fitted parts must be there (never a half-loaded model).
+    if is_classifier(estimator) != ("classes" in fitted):
+        raise ModelFileError(f"a {cls.__name__} model file must {'' if is_classifier(estimator) else 'not '}hold "
+                             "class labels (fitted.classes); the file is inconsistent")
     if "classes" in fitted:
         estimator.classes_ = _labels_from_json(fitted["classes"])
         n_out = len(estimator.classes_)
     else:
-        arrays = {k.split("/", 1)[1]: v.numpy() for k, v in tensors.items() if k.startswith("target/")}
+        arrays = _float_arrays(tensors, "target/")
         estimator.target_scaler_ = TargetScaler.from_state(fitted["target_scaler"], arrays)
+        if not (estimator.target_scaler_.spread_ > 0).all():
+            raise ModelFileError("target/spread in the model file must be positive; the file is inconsistent")
         estimator.n_outputs_ = n_out = int(fitted["n_outputs"])
         estimator._single_output = bool(fitted["single_output"])
     n_in = len(estimator.encoder_.scale_)
@@ -373,6 +394,7 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
         if value not in (*BASES, "auto"):
             raise ModelFileError(f"unknown basis {value!r} ({where}) in the model file; the bases are "
                                  f"{(*BASES, 'auto')}")
+    _check_parameter_count(state, n_in, estimator, n_out, activation, term_weights)
     network = TaskMLP(n_in, list(estimator.hidden_layer_sizes_), n_out, estimator.layer_formulas_,
                       activation=activation, basis=basis, dtype=dtype, linear_inputs=estimator.linear_inputs_,
                       term_weights=term_weights)
@@ -393,6 +415,41 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
     estimator.history_ = history_frame(pd.DataFrame(fitted.get("history") or []))
     estimator.vsr_ = None
     return estimator
+
+
+def _float_arrays(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, np.ndarray]:
+    """The preprocessing arrays under ``prefix`` (names without it), refusing any that is not finite
+    floating point: the scalers would cast an integer array silently and predict something else."""
+    arrays = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            if not value.is_floating_point() or not torch.isfinite(value).all():
+                raise ModelFileError(f"{key} in the model file must hold finite floating-point numbers, not "
+                                     f"{str(value.dtype).replace('torch.', '')} values; the file is inconsistent")
+            arrays[key[len(prefix):]] = value.numpy()
+    return arrays
+
+
+def _check_parameter_count(state: dict[str, torch.Tensor], n_in: int, estimator, n_out: int, activation: str,
+                           term_weights: str) -> None:
+    """Refuse a network the stored tensors do not fill, before anything of that size is built.
+
+    ``_check_widths`` compares the widths with the weights' rows; this compares the whole count,
+    so tensors with an empty dimension (zero bytes in the file) cannot make loading allocate a
+    network quadratic in a declared width.
+    """
+    from .nn import count_parameters
+    from .nn.mlp import make_activation
+
+    hidden = list(estimator.hidden_layer_sizes_)
+    per_activation = sum(p.numel() for p in make_activation(activation).parameters())  # e.g. PReLU's slope
+    expected = count_parameters(n_in, hidden, n_out, estimator.layer_formulas_,
+                                linear_inputs=list(estimator.linear_inputs_) or None,
+                                term_weights=term_weights) + per_activation * len(hidden)
+    stored = sum(int(v.numel()) for v in state.values())
+    if stored != expected:
+        raise ModelFileError(f"the model file's network tensors hold {stored} numbers, but the network it "
+                             f"declares has {expected} parameters; the file is inconsistent")
 
 
 def _check_arrays(estimator, state: dict[str, torch.Tensor], dtype: torch.dtype, n_in: int) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from taskneurons.errors import DataError, NumericalError
@@ -373,6 +374,17 @@ def test_custom_loss_and_metric():
     assert res.history[0]["valid_metric"] is None and res.metric_name is None
     with pytest.raises(ValueError, match="0-d tensor"):
         fit_module(mlp(), X, y, loss=lambda o, t: (o.ravel() - t) ** 2, max_epochs=1)
+
+
+def test_a_custom_loss_that_broadcasts_outputs_against_targets_is_refused():
+    # F.mse_loss of (n, 1) outputs and (n,) targets is an (n, n) loss with only a torch warning:
+    # training fitted the wrong thing (R^2 0.77 instead of 0.83 in the review's example).
+    X, y = regression_data(n=64)
+    with pytest.raises(DataError, match=r"shape \(2, 1\) and targets of shape \(2,\).*y\.reshape\(-1, 1\)"):
+        fit_module(mlp(), X, y, loss=F.mse_loss, max_epochs=1)
+    res = fit_module(mlp(), X, y[:, None], loss=F.mse_loss, max_epochs=1, random_state=0)
+    reference = fit_module(mlp(), X, y, loss="mse", max_epochs=1, random_state=0)
+    assert res.history[0]["train_loss"] == pytest.approx(reference.history[0]["train_loss"], rel=1e-6)
 
 
 # ----------------------------------------------------------------------------- optimizers, callbacks

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -532,7 +533,9 @@ def fit_module(
         logits. ``"bce"``: labels in [0, 1] and one output logit.
     loss : {"mse", "mae", "huber", "cross_entropy", "bce"} or callable
         A callable is ``loss(output, target) -> 0-d tensor``, the *mean* over the batch; ``y``
-        is then passed as given (floats in the module's dtype, integers as int64).
+        is then passed as given (floats in the module's dtype, integers as int64). A loss that
+        torch warns would broadcast them (``F.mse_loss`` of ``(n, 1)`` outputs against an
+        ``(n,)`` target) is refused with a DataError: pass ``y`` shaped like the output.
     optimizer, learning_rate, weight_decay, optimizer_kwargs
         See :func:`make_optimizer` (``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"sgd"`` with momentum
         0.9, or a class/factory). ``weight_decay`` is the optimizer's L2/decoupled decay.
@@ -682,8 +685,17 @@ def fit_module(
     if has_valid:
         y_va = _align_target(y_va, out_probe.shape, task, "_valid")
     if task == "custom":
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             probe_loss = loss_fn(out_probe, y_tr[:2])
+        for warning in caught:
+            if "target size" in str(warning.message) and "input size" in str(warning.message):
+                # torch's losses broadcast (n, 1) outputs against (n,) targets into an (n, n)
+                # loss with only this warning: training would fit the wrong thing.
+                raise DataError(f"the callable loss got outputs of shape {tuple(out_probe.shape)} and targets of "
+                                f"shape {tuple(y_tr[:2].shape)} and broadcast them ({warning.message}); pass y "
+                                "shaped like the module's output (e.g. y.reshape(-1, 1)) or reshape inside the loss")
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         if not (isinstance(probe_loss, torch.Tensor) and probe_loss.ndim == 0):
             raise ValueError("a callable loss must return a 0-d tensor (the batch mean), got "
                              f"{type(probe_loss).__name__} of shape {getattr(probe_loss, 'shape', None)}.")

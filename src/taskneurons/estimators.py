@@ -29,6 +29,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._checks import is_real
 from .errors import DataError, FormulaError, NumericalError
 from .formula import Formula
 from .nn.layer import BASES
@@ -219,7 +220,7 @@ class _TaskNeuronBase(BaseEstimator):
         check_early_stopping(self.validation_fraction, self.patience)
         clip = self.input_clip
         if not (clip is None or (isinstance(clip, str) and clip == "auto")
-                or (isinstance(clip, numbers.Real) and not isinstance(clip, bool) and 0 < clip < np.inf)):
+                or (is_real(clip) and 0 < clip < np.inf)):
             raise ValueError(f"input_clip must be a positive finite number, 'auto' or None (no clipping), got {clip!r}")
         return sizes
 
@@ -231,7 +232,7 @@ class _TaskNeuronBase(BaseEstimator):
         clip = self.input_clip
         if isinstance(clip, str) and clip == "auto":
             clip = {"quantile": 1.0, "minmax": 1.0, "standard": 5.0}.get(self.scale_X)
-        elif isinstance(clip, numbers.Real) and not isinstance(clip, bool):
+        elif is_real(clip):
             clip = float(clip)  # e.g. a numpy float32; the encoder's state is JSON in model files
         return TabularEncoder(self.scale_X, self.categorical, clip)
 

@@ -138,7 +138,7 @@ def save_estimator(estimator, path: str | os.PathLike) -> None:
 
         raise ModelFileError(f"activation={activation!r} cannot be saved in a model file: give the "
                              f"activation by name ({', '.join(ACTIVATIONS)}) to save the model, or pickle it")
-    path = _check_destination(path)
+    path, tmp = _check_destination(path)
     tensors: dict[str, torch.Tensor] = {
         f"network/{k}": v.detach().cpu().contiguous() for k, v in estimator.network_.state_dict().items()
     }
@@ -186,7 +186,6 @@ def save_estimator(estimator, path: str | os.PathLike) -> None:
     }
     meta = json.loads(json.dumps(meta, allow_nan=False))  # digest exactly what load() will read back
     meta["metadata_sha256"] = _metadata_digest(meta)
-    tmp = path.with_name(path.name + ".tmp")
     try:
         save_file(tensors, str(tmp), metadata={_METADATA_KEY: json.dumps(meta, allow_nan=False)})
         os.replace(tmp, path)  # never leave a half-written model under the final name
@@ -196,8 +195,9 @@ def save_estimator(estimator, path: str | os.PathLike) -> None:
         raise ModelFileError(f"cannot write the model file {path}: {exc}") from None
 
 
-def _check_destination(path: str | os.PathLike) -> Path:
-    """Refuse a destination save() cannot write, before writing anything (no stray .tmp file)."""
+def _check_destination(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``(path, the temporary file written first)``; refuses a destination save() cannot write,
+    before writing anything (no stray .tmp file)."""
     path = Path(path)
     if path.is_dir():
         raise ModelFileError(f"{path} is a directory; pass a file path for the model, e.g. {path / 'model.tn'}")
@@ -210,7 +210,7 @@ def _check_destination(path: str | os.PathLike) -> Path:
     if tmp.exists() and not tmp.is_file():  # save() writes there first; a folder in the way is not ours to remove
         raise ModelFileError(f"cannot save the model to {path}: {tmp}, where it is written first, is a folder or "
                              "special file; remove it or choose another path")
-    return path
+    return path, tmp
 
 
 def _read_header(path: Path) -> dict[str, Any]:

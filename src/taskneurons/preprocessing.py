@@ -8,11 +8,11 @@ a model file can store it as JSON + tensors and load it without unpickling anyth
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
+from ._checks import is_real
 from .errors import DataError
 
 __all__ = ["TabularEncoder", "TargetScaler", "SCALINGS", "TARGET_SCALINGS", "CATEGORICAL_ENCODINGS"]
@@ -182,8 +182,7 @@ class TabularEncoder:
             raise DataError(f"scale must be one of {SCALINGS}, got {scale!r}")
         if categorical not in CATEGORICAL_ENCODINGS:
             raise DataError(f"categorical must be one of {CATEGORICAL_ENCODINGS}, got {categorical!r}")
-        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, numbers.Real)
-                                 or not 0 < clip < np.inf):  # np.float32 is Real; inf: say None
+        if clip is not None and not (is_real(clip) and 0 < clip < np.inf):  # np.float32 counts; inf: say None
             raise DataError(f"clip must be a positive finite number or None (no clipping), got {clip!r}")
         self.scale = scale
         self.categorical = categorical
@@ -218,7 +217,7 @@ class TabularEncoder:
             self.scale_ = self._inverse_spread(half_span, "[-1, 1]")
             self.offset_ = -middle * self.scale_  # a constant column maps to 0, the centre of [-1, 1]
         elif self.scale == "standard":
-            mean, std = _mean_std(raw)
+            mean, std = _robust_statistics(raw, lambda v: (v.mean(axis=0), v.std(axis=0)))
             if not (np.isfinite(mean).all() and np.isfinite(std).all()):
                 raise DataError("X has values so large that their mean or variance overflows float64; "
                                 "rescale those columns or use scale='minmax'")
@@ -348,16 +347,8 @@ class TargetScaler:
 
     def fit_transform(self, y: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            center, spread = self._statistics(y)
-            # Targets near the float64 limit (|y| ~ 1e308) overflow the sums; tiny ones (|y| ~ 1e-170)
-            # underflow the squares, so a varying column would look constant and lose its signal.
-            # The statistics are affine: compute them on y / max|y| and scale back.
+            center, spread = _robust_statistics(y, self._statistics)
             varying = np.ptp(y, axis=0) > 0
-            if not (np.isfinite(center).all() and np.isfinite(spread).all()) or (varying & ~(spread > 0)).any():
-                size = np.max(np.abs(y), axis=0)
-                size = np.where(np.isfinite(size) & (size > 0), size, 1.0)
-                center, spread = self._statistics(y / size)
-                center, spread = center * size, spread * size
             if (varying & ~(spread > 0)).any():  # the spread itself underflows (subnormal y)
                 raise DataError("y varies by less than 1e-308 (subnormal numbers): too little to scale; "
                                 "multiply y by a constant (e.g. 1e300) before fitting and divide the "
@@ -395,22 +386,22 @@ class TargetScaler:
         return scaler
 
 
-def _mean_std(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations that neither overflow (|x| ~ 1e308) nor underflow.
+def _robust_statistics(values: np.ndarray, statistics) -> tuple[np.ndarray, np.ndarray]:
+    """``statistics(values)`` -> per-column ``(center, spread)`` that neither overflow nor underflow.
 
-    The variance of values around 1e-170 is below the smallest float64, so ``std`` would be 0 and
-    a varying column would be scaled as a constant (its signal dropped). Statistics are affine:
-    such columns are computed on ``x / max|x|`` and scaled back.
+    Values near the float64 limit (~1e308) overflow the sums; tiny ones (~1e-170) underflow the
+    squares, so a varying column would look constant and be scaled as one (its signal dropped).
+    The statistics are affine: such columns are computed on ``x / max|x|`` and scaled back.
     """
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        mean, std = raw.mean(axis=0), raw.std(axis=0)
-        redo = ~(np.isfinite(mean) & np.isfinite(std)) | ((std == 0) & (np.ptp(raw, axis=0) > 0))
+        center, spread = (np.array(a, dtype=float) for a in statistics(values))
+        redo = ~(np.isfinite(center) & np.isfinite(spread)) | ((spread == 0) & (np.ptp(values, axis=0) > 0))
         if redo.any():
-            size = np.max(np.abs(raw[:, redo]), axis=0)
+            size = np.max(np.abs(values[:, redo]), axis=0)
             size = np.where(np.isfinite(size) & (size > 0), size, 1.0)
-            part = raw[:, redo] / size
-            mean[redo], std[redo] = part.mean(axis=0) * size, part.std(axis=0) * size
-    return mean, std
+            part_center, part_spread = statistics(values[:, redo] / size)
+            center[redo], spread[redo] = part_center * size, part_spread * size
+    return center, spread
 
 
 def _quantile_transform(raw: np.ndarray, quantiles: np.ndarray) -> np.ndarray:

@@ -28,7 +28,6 @@ callbacks follow a small protocol (:class:`Callback`), in the spirit of skorch's
 from __future__ import annotations
 
 import math
-import numbers
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import is_integer, is_real
 from ._progress import progress_bar
 from .errors import DataError, NumericalError
 
@@ -471,7 +471,7 @@ def predict_module(module: nn.Module, X: ArrayLike, *, batch_size: int = 4096,
     Returns the stacked outputs, shape (n, ...), on that device. The module's train/eval mode
     is restored afterwards.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if not (is_integer(batch_size) and batch_size >= 1):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
     param = next(module.parameters(), None)
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.get_default_dtype()
@@ -602,9 +602,7 @@ def fit_module(
                   validation_fraction=validation_fraction, patience=patience, min_delta=min_delta,
                   max_recoveries=max_recoveries, recovery_factor=recovery_factor,
                   eval_batch_size=eval_batch_size, clip_grad_norm=clip_grad_norm)
-    if not (num_threads is None or num_threads == "auto"
-            or (isinstance(num_threads, (int, np.integer)) and not isinstance(num_threads, bool)
-                and num_threads >= 1)):
+    if not (num_threads is None or num_threads == "auto" or (is_integer(num_threads) and num_threads >= 1)):
         raise ValueError(f"num_threads must be 'auto', None or an integer >= 1, got {num_threads!r}.")
     if not isinstance(module, nn.Module):
         raise ValueError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
@@ -869,17 +867,15 @@ class _FunctionCallback(Callback):
 
 def check_learning_rate(learning_rate: Any) -> None:
     """Refuse a learning rate that is not a positive, finite real number (booleans and text included)."""
-    if (isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real)
-            or not 0 < learning_rate < math.inf):
+    if not (is_real(learning_rate) and 0 < learning_rate < math.inf):
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}.")
 
 
 def check_early_stopping(validation_fraction: Any, patience: Any) -> None:
     """Refuse a validation fraction outside (0, 1) and a patience below 1 (text and booleans included)."""
-    if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, numbers.Real) \
-            or not 0 < validation_fraction < 1:
+    if not (is_real(validation_fraction) and 0 < validation_fraction < 1):
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}.")
-    if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
+    if not (is_integer(patience) and patience >= 1):
         raise ValueError(f"patience must be an integer >= 1, got {patience!r}.")
 
 
@@ -889,24 +885,18 @@ def _check_params(*, batch_size, max_epochs, learning_rate, validation_fraction,
         if not ok:
             raise ValueError(text)
 
-    def integer(value: Any) -> bool:  # booleans are not counts
-        return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-    def real(value: Any) -> bool:  # numbers only, text and booleans refused (checked before comparing)
-        return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-    need(integer(batch_size) and batch_size >= 1, f"batch_size must be an integer >= 1, got {batch_size!r}.")
-    need(integer(max_epochs) and max_epochs >= 1, f"max_epochs must be an integer >= 1, got {max_epochs!r}.")
+    need(is_integer(batch_size) and batch_size >= 1, f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    need(is_integer(max_epochs) and max_epochs >= 1, f"max_epochs must be an integer >= 1, got {max_epochs!r}.")
     check_learning_rate(learning_rate)
     check_early_stopping(validation_fraction, patience)
-    need(real(min_delta) and min_delta >= 0, f"min_delta must be a number >= 0, got {min_delta!r}.")
-    need(integer(max_recoveries) and max_recoveries >= 0,
+    need(is_real(min_delta) and min_delta >= 0, f"min_delta must be a number >= 0, got {min_delta!r}.")
+    need(is_integer(max_recoveries) and max_recoveries >= 0,
          f"max_recoveries must be an integer >= 0, got {max_recoveries!r}.")
-    need(real(recovery_factor) and 0 < recovery_factor < 1,
+    need(is_real(recovery_factor) and 0 < recovery_factor < 1,
          f"recovery_factor must be a number in (0, 1), got {recovery_factor!r}.")
-    need(eval_batch_size is None or (integer(eval_batch_size) and eval_batch_size >= 1),
+    need(eval_batch_size is None or (is_integer(eval_batch_size) and eval_batch_size >= 1),
          f"eval_batch_size must be None or an integer >= 1, got {eval_batch_size!r}.")
-    need(clip_grad_norm is None or (real(clip_grad_norm) and clip_grad_norm > 0),
+    need(clip_grad_norm is None or (is_real(clip_grad_norm) and clip_grad_norm > 0),
          f"clip_grad_norm must be None or a number > 0, got {clip_grad_norm!r}.")
 
 

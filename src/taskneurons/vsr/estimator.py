@@ -35,10 +35,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from .._checks import is_integer, is_real
 from ..errors import DataError, FormulaError, NumericalError
 from ..formula import Formula, Term
 from ..formula import X as SYMBOL
-from .features import GramCache, aggregate, float32_safe
+from .features import GramCache, aggregate, float32_safe, is_cpu
 from .fit import least_squares_coefficients, power_of_two_unit
 from .grammar import Candidate, DataRange, generate_candidates, out_of_range_families, parse_bases
 from .scaling import SCALE_MODES, AffineScaler
@@ -64,25 +65,13 @@ _N_POLISH = 3
 _MAX_ONEHOT_VALUES = 100_000_000
 
 
-def _is_int(value) -> bool:
-    """int or numpy integer, not bool (True would silently mean 1)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
 #: What ``random_state`` may be besides None and a non-negative int (numpy's own seed objects too).
 _RANDOM_STATE_TYPES = (np.random.Generator, np.random.RandomState, np.random.SeedSequence, np.random.BitGenerator)
 
 
-def _is_cpu(device: str) -> bool:
-    """True for the CPU as torch names it: ``"cpu"`` or ``"cpu:N"`` (the numpy backend serves it)."""
-    kind, _, index = device.partition(":")
-    return kind == "cpu" and (not index or index.isdigit())
-
-
 def _is_real(value) -> bool:
     """A finite real number (numpy floats included), not bool."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-            and math.isfinite(value))
+    return is_real(value) and math.isfinite(value)
 
 
 class VSR(RegressorMixin, BaseEstimator):
@@ -240,9 +229,9 @@ class VSR(RegressorMixin, BaseEstimator):
     # -- parameter and data checks ------------------------------------------------------------
     def _check_params(self) -> tuple[tuple[str, ...], int, str]:
         families = parse_bases(self.bases)
-        if not _is_int(self.max_degree) or not 1 <= self.max_degree <= 32:
+        if not is_integer(self.max_degree) or not 1 <= self.max_degree <= 32:
             raise ValueError(f"max_degree must be an integer in [1, 32], got {self.max_degree!r}")
-        if self.max_terms is not None and (not _is_int(self.max_terms) or self.max_terms < 1):
+        if self.max_terms is not None and (not is_integer(self.max_terms) or self.max_terms < 1):
             raise ValueError(f"max_terms must be a positive integer or None, got {self.max_terms!r}")
         if self.scale not in SCALE_MODES:
             raise ValueError(f"scale must be 'minmax', 'shared' or None, got {self.scale!r}")
@@ -256,9 +245,9 @@ class VSR(RegressorMixin, BaseEstimator):
             raise ValueError(f"parsimony must be a number >= 0, got {self.parsimony!r}")
         if not (_is_real(self.validation_fraction) and 0 <= self.validation_fraction < 0.9):
             raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}")
-        if not _is_int(self.beam_width) or self.beam_width < 1:
+        if not is_integer(self.beam_width) or self.beam_width < 1:
             raise ValueError(f"beam_width must be a positive integer, got {self.beam_width!r}")
-        if self.n_jobs is not None and not (_is_int(self.n_jobs) and self.n_jobs != 0):
+        if self.n_jobs is not None and not (is_integer(self.n_jobs) and self.n_jobs != 0):
             raise ValueError(f"n_jobs must be a nonzero integer or None (as in joblib: -1 uses every core, "
                              f"-2 all but one), got {self.n_jobs!r}")
         # A string such as "no" would be truthy: refuse it rather than read it as True (an int
@@ -268,20 +257,20 @@ class VSR(RegressorMixin, BaseEstimator):
         if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)):
             raise ValueError(f"verbose must be True or False, got {self.verbose!r}")
         rs = self.random_state
-        if not (rs is None or (_is_int(rs) and rs >= 0) or isinstance(rs, _RANDOM_STATE_TYPES)):
+        if not (rs is None or (is_integer(rs) and rs >= 0) or isinstance(rs, _RANDOM_STATE_TYPES)):
             raise ValueError(f"random_state must be None, a non-negative integer, a numpy Generator or "
                              f"RandomState, got {rs!r}")
         if self.time_budget is not None and not (
                 (_is_real(self.time_budget) or self.time_budget == math.inf) and self.time_budget >= 0):
             raise ValueError(f"time_budget must be a number of seconds >= 0 or None, got {self.time_budget!r}")
-        if self.chunk_size is not None and (not _is_int(self.chunk_size) or self.chunk_size < 1):
+        if self.chunk_size is not None and (not is_integer(self.chunk_size) or self.chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive integer or None, got {self.chunk_size!r}")
         if self.callback is not None and not callable(self.callback):
             raise ValueError("callback must be callable (info: dict) -> bool, or None")
         if self.backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {_BACKENDS}, got {self.backend!r}")
         device = str(self.device)
-        on_cpu = _is_cpu(device)
+        on_cpu = is_cpu(device)
         backend = self.backend if self.backend != "auto" else ("numpy" if on_cpu else "torch")
         if backend == "numpy" and not on_cpu:
             raise ValueError(f"backend='numpy' runs on the CPU only; use backend='torch' for device={device!r}")

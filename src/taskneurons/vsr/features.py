@@ -26,8 +26,8 @@ from .fit import solve_batched, standardize
 from .grammar import Candidate
 from .scaling import AffineScaler
 
-__all__ = ["DEFAULT_CHUNK_ELEMENTS", "FLOAT32_RADIUS", "float32_safe", "chunk_rows", "aggregate", "block_features",
-           "GramCache"]
+__all__ = ["DEFAULT_CHUNK_ELEMENTS", "FLOAT32_RADIUS", "float32_safe", "is_cpu", "chunk_rows", "aggregate",
+           "block_features", "GramCache"]
 
 #: Elements per row block (512 KiB of float64 per temporary array). Small on purpose: blocks
 #: that fit in the CPU caches are reused by the allocator instead of being mapped fresh from
@@ -47,6 +47,12 @@ GPU_CHUNK_ELEMENTS = 1 << 22
 FLOAT32_RADIUS = 1e12
 
 
+def is_cpu(device: str) -> bool:
+    """True for the CPU as torch names it: ``"cpu"`` or ``"cpu:N"`` (the numpy backend serves it)."""
+    kind, _, index = device.partition(":")
+    return kind == "cpu" and (not index or index.isdigit())
+
+
 def float32_safe(radius: float) -> bool:
     """True when inputs of this radius may take the float32 fast path."""
     return 1.0 / FLOAT32_RADIUS <= radius <= FLOAT32_RADIUS
@@ -57,8 +63,7 @@ def chunk_rows(n_features: int, chunk_size: int | None = None, device: str = "cp
     (:data:`GPU_CHUNK_ELEMENTS` on a GPU)."""
     if chunk_size is not None:
         return max(1, int(chunk_size))
-    on_cpu = str(device).partition(":")[0] == "cpu"  # "cpu" or "cpu:0"
-    elements = DEFAULT_CHUNK_ELEMENTS if on_cpu else GPU_CHUNK_ELEMENTS
+    elements = DEFAULT_CHUNK_ELEMENTS if is_cpu(str(device)) else GPU_CHUNK_ELEMENTS
     return max(1, elements // max(1, n_features))
 
 

@@ -253,10 +253,8 @@ class TermSearch:
 
     # -- bookkeeping --------------------------------------------------------------------------
     def _check_stop(self, stage: str, n_terms: int) -> None:
+        self._check_deadline()
         config = self.config
-        if config.deadline is not None and time.perf_counter() > config.deadline:
-            self.stopped = "time_budget"
-            raise _Stop
         if config.callback is not None:
             best_cols, best_sse = min(self.records.items(), key=lambda kv: kv[1]) if self.records else ((), np.nan)
             info = {
@@ -272,10 +270,9 @@ class TermSearch:
                 raise _Stop
 
     def _check_deadline(self) -> None:
-        """Stop on the time budget alone, inside long stages (the callback keeps its documented
-        rhythm: once per search size or refinement round, in :meth:`_check_stop`)."""
-        deadline = self.config.deadline
-        if deadline is not None and time.perf_counter() > deadline:
+        """Stop on the time budget; inside long stages this alone is checked (the callback keeps its
+        documented rhythm: once per search size or refinement round, in :meth:`_check_stop`)."""
+        if self._past_deadline():
             self.stopped = "time_budget"
             raise _Stop
 

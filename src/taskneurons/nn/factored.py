@@ -10,13 +10,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..formula import Formula, Term, torch_functions
-from .init import task_linear_init_
+from .init import as_generator, task_linear_init_
 from .layer import (
     BASES,
     _check_width,
     _Float64Bases,
     _orthonormal_basis,
+    check_bias,
+    check_dtype,
     check_input,
+    no_autocast,
     reset_inner_constants,
     term_plan,
     term_values,
@@ -91,7 +94,8 @@ class FactoredTaskLinear(_Float64Bases):
         super().__init__()
         if basis not in BASES:
             raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
-        factory = {"device": device, "dtype": dtype}
+        factory = {"device": device, "dtype": check_dtype(dtype)}
+        bias = check_bias(bias)
         self.in_features = _check_width("in_features", in_features)
         self.out_features = _check_width("out_features", out_features)
         self.formula = Formula(formula)
@@ -121,22 +125,22 @@ class FactoredTaskLinear(_Float64Bases):
         self._functions = torch_functions()
         # term_mixing (K-1, K), re-derived from float64 on dtype changes (_Float64Bases): psi_k = sum_j M[k-1, j] (phi_j - mu_j), phi_0 = x; see _basis.
         mixing, means = _basis(self.terms, basis)
-        buffer_dtype = dtype or torch.get_default_dtype()
         self._basis64 = {"term_mixing": mixing, "term_means": means}
-        self.register_buffer("term_mixing", mixing.to(device, buffer_dtype), persistent=False)
-        self.register_buffer("term_means", means.to(device, buffer_dtype), persistent=False)
+        # on the weight's device, also under a `with torch.device(...)` context (see TaskLinear)
+        self.register_buffer("term_mixing", mixing.to(self.weight.device, self.weight.dtype), persistent=False)
+        self.register_buffer("term_means", means.to(self.weight.device, self.weight.dtype), persistent=False)
         self.reset_parameters()
 
-    def _apply(self, fn, *args, **kwargs):
-        super()._apply(fn, *args, **kwargs)
+    def _rebuild_constants(self) -> None:
+        # after .to(), to_empty() and load_state_dict(assign=True) (see _Float64Bases)
+        super()._rebuild_constants()
         if self.task_index is not None:  # a constant: re-derived, not converted (see MixedTaskLinear._apply)
-            self.task_index = index_buffer(self._task_inputs, self.task_index.device)
-        return self
+            self.task_index = index_buffer(self._task_inputs, self.weight.device)
 
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """``nn.Linear``'s draws for weight and bias (same random stream), ``a = 0``, inner
-        constants at the formula's values."""
-        task_linear_init_(self.weight, self.bias, (1.0,), generator=generator)
+    def reset_parameters(self, generator: torch.Generator | int | None = None) -> None:
+        """``nn.Linear``'s draws for weight and bias (same random stream; an int seeds a new CPU
+        generator), ``a = 0``, inner constants at the formula's values."""
+        task_linear_init_(self.weight, self.bias, (1.0,), generator=as_generator(generator))
         with torch.no_grad():
             self.term_coefficients.zero_()
         reset_inner_constants(self.inner_constants, self.terms)
@@ -156,7 +160,7 @@ class FactoredTaskLinear(_Float64Bases):
         # a^T M maps the basis coefficients to the terms (O(K^2 * in), no batch dimension); the
         # centring of psi becomes one constant per input. Outside autocast: in bfloat16 the large,
         # cancelling entries of M would leave g(x) mostly rounding (12 % error).
-        with torch.autocast(self.term_mixing.device.type, enabled=False):
+        with no_autocast(self.term_mixing.device.type):
             coefficients = self.term_mixing.T @ self.term_coefficients      # (K, n_task)
             return coefficients, self.term_means @ coefficients             # (n_task,)
 

@@ -22,6 +22,7 @@ inputs exceed 1.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,7 +31,7 @@ from torch import Tensor
 
 from ..formula import Term
 
-__all__ = ["term_second_moment", "term_init_scales", "task_linear_init_"]
+__all__ = ["term_second_moment", "term_init_scales", "task_linear_init_", "as_generator"]
 
 # Gauss-Hermite nodes for E[f(x)], x ~ N(0, 1). An even count keeps x = 0 off the nodes, so
 # terms such as log(abs(x)) or 1/x give a finite (if rough) estimate instead of inf.
@@ -59,7 +60,8 @@ def term_second_moment(term: Term) -> float:
     mass = float(_WEIGHTS[finite].sum())
     if mass <= 0.0:
         return 1.0
-    moment = float(np.sum(_WEIGHTS[finite] * values[finite] ** 2) / mass)
+    with np.errstate(over="ignore"):  # exp(100*x) squared overflows: clipped below, not worth a warning
+        moment = float(np.sum(_WEIGHTS[finite] * values[finite] ** 2) / mass)
     if not math.isfinite(moment):
         return _MOMENT_RANGE[1]
     return float(min(max(moment, _MOMENT_RANGE[0]), _MOMENT_RANGE[1]))
@@ -68,6 +70,19 @@ def term_second_moment(term: Term) -> float:
 def term_init_scales(terms: Sequence[Term]) -> tuple[float, ...]:
     """Per-term weight scale ``1/sqrt(m_k)`` (see the module docstring); 1.0 exactly for ``x``."""
     return tuple(1.0 if t.power == 1 else 1.0 / math.sqrt(term_second_moment(t)) for t in terms)
+
+
+def as_generator(generator: torch.Generator | int | None) -> torch.Generator | None:
+    """A ``reset_parameters`` generator argument as a generator: an int (numpy integers too) seeds a new
+    CPU generator; a torch.Generator or None passes through; anything else is refused."""
+    if hasattr(generator, "__index__") and not isinstance(generator, bool | np.bool_):
+        seed = operator.index(generator)
+        if not -2**63 <= seed < 2**64:
+            raise ValueError(f"a generator seed must fit in 64 bits, got {seed}")
+        return torch.Generator().manual_seed(seed)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator, an int seed or None, got {generator!r}")
+    return generator
 
 
 @torch.no_grad()

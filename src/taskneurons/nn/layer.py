@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DataError
 from ..formula import Formula, Term, evaluate_program, power_chain, torch_functions
-from .init import task_linear_init_, term_init_scales
+from .init import as_generator, task_linear_init_, term_init_scales
 
 __all__ = ["TaskLinear", "layer_parameter_count", "BASES"]
 
@@ -29,9 +31,19 @@ class _Float64Bases(nn.Module):
         # Converting the buffers as stored would give a layer built in float32 and converted to
         # float64 float32-rounded bases, not what a layer built in float64 computes.
         super()._apply(fn, *args, **kwargs)
+        self._rebuild_constants()
+        return self
+
+    def _rebuild_constants(self) -> None:
+        """Re-derive the constant buffers on the weight's device and in its dtype."""
         for name, value in self._basis64.items():
             setattr(self, name, value.to(self.weight.device, self.weight.dtype))
-        return self
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        # load_state_dict(assign=True), e.g. into a model built on the meta device, replaces the
+        # parameters but not these unsaved buffers, which would stay behind on the old device.
+        self._rebuild_constants()
 
 
 def reset_inner_constants(inner_constants: Tensor | None, terms: tuple[Term, ...]) -> None:
@@ -144,7 +156,8 @@ class TaskLinear(_Float64Bases):
         super().__init__()
         if basis not in BASES:
             raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
-        factory = {"device": device, "dtype": dtype}
+        factory = {"device": device, "dtype": check_dtype(dtype)}
+        bias = check_bias(bias)
         self.basis = basis
         self.in_features = _check_width("in_features", in_features)
         self.out_features = _check_width("out_features", out_features)
@@ -167,7 +180,9 @@ class TaskLinear(_Float64Bases):
         # Without a bias the basis must not be centred: the map back would need a constant term.
         mixing, means = _orthonormal_basis(self.terms, centred=bias) \
             if basis == "orthonormal" and not self._identity else (None, None)
-        buffer_dtype = dtype or torch.get_default_dtype()
+        # On the weight's device: also under a `with torch.device(...)` context, which device=None
+        # follows for the parameters but not for buffers made from the float64 CPU originals.
+        device, buffer_dtype = self.weight.device, self.weight.dtype
         self.register_buffer("basis_mixing", None if mixing is None else mixing.to(device, buffer_dtype),
                              persistent=False)
         self.register_buffer("basis_means", None if means is None else means.to(device, buffer_dtype),
@@ -204,11 +219,12 @@ class TaskLinear(_Float64Bases):
 
         Parameters
         ----------
-        generator : torch.Generator or None
-            Random stream for reproducible initialisation without global seeding; ``None``
-            uses PyTorch's global generator, exactly like ``nn.Linear.reset_parameters``.
+        generator : torch.Generator, int or None
+            Random stream for reproducible initialisation without global seeding (an int seeds a
+            new CPU generator, as for TaskMLP); ``None`` uses PyTorch's global generator, exactly
+            like ``nn.Linear.reset_parameters``.
         """
-        task_linear_init_(self.weight, self.bias, self.init_scales, generator=generator)
+        task_linear_init_(self.weight, self.bias, self.init_scales, generator=as_generator(generator))
         reset_inner_constants(self.inner_constants, self.terms)
 
     # -- computation --------------------------------------------------------------------------
@@ -216,7 +232,7 @@ class TaskLinear(_Float64Bases):
         """Apply the layer: ``(*, in_features) -> (*, out_features)``."""
         if self.basis_mixing is None:
             return F.linear(self.expand(input), self.weight, self.bias)
-        if input.dtype in _HALF_DTYPES or torch.is_autocast_enabled(input.device.type):
+        if input.dtype in _HALF_DTYPES or autocast_enabled(input.device.type):
             return F.linear(self.orthonormal_features(input), self.weight, self.bias)
         weight, bias = self.term_parameters()
         return F.linear(self.expand(input), weight, bias)
@@ -238,7 +254,7 @@ class TaskLinear(_Float64Bases):
         x = input.to(dtype)
         constants = None if self.inner_constants is None else self.inner_constants.to(dtype)
         mixing, means = (self._basis64[name].to(input.device, dtype) for name in ("basis_mixing", "basis_means"))
-        with torch.autocast(input.device.type, enabled=False):
+        with no_autocast(input.device.type):
             terms = torch.stack(term_values(x, self._plan, constants, self._functions), dim=-2)  # (*, K, in)
             psi = torch.einsum("kj,...ji->...ki", mixing, terms - means[:, None])
         return psi.flatten(-2).to(input.dtype)
@@ -326,9 +342,22 @@ def check_input(layer: nn.Module, input: Tensor) -> None:
     if not input.is_floating_point():
         raise DataError(f"{name} expects floating-point inputs, got {input.dtype}; convert them with "
                         f"x.to({dtype})")
-    if input.dtype != dtype and not torch.is_autocast_enabled(input.device.type):
+    if input.dtype != dtype and not autocast_enabled(input.device.type):
         raise DataError(f"{name} has {dtype} parameters but got a {input.dtype} input; convert the input "
                         f"(x.to({dtype})) or the layer (layer.to({input.dtype})), or run under torch.autocast")
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """``torch.is_autocast_enabled`` that answers False for a device without autocast, such as meta,
+    where asking raises: a forward on meta tensors infers shapes (FLOP counters, lazy set-ups)."""
+    return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+
+
+def no_autocast(device_type: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast(device_type, enabled=False)``, or nothing on a device without autocast (meta)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def layer_parameter_count(in_features: int, out_features: int, formula: str | Formula,
@@ -340,8 +369,24 @@ def layer_parameter_count(in_features: int, out_features: int, formula: str | Fo
     in_features = _check_width("in_features", in_features)
     out_features = _check_width("out_features", out_features)
     formula = Formula(formula)
+    bias = check_bias(bias)
     n_constants = sum(len(t.constants) for t in formula.terms)
     return out_features * formula.n_terms * in_features + (out_features if bias else 0) + n_constants * in_features
+
+
+def check_bias(bias: Any) -> bool:
+    """``bias`` as a bool; refuses other values, which truthiness would read wrongly (``"False"``)."""
+    if not isinstance(bias, bool | np.bool_):
+        raise ValueError(f"bias must be True or False, got {bias!r}")
+    return bool(bias)
+
+
+def check_dtype(dtype: Any) -> torch.dtype | None:
+    """A floating-point ``dtype`` factory argument, or None: terms and inner constants need one."""
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating-point torch.dtype such as torch.float32 or torch.float64 "
+                         f"(or None for the default), got {dtype!r}")
+    return dtype
 
 
 def _check_width(name: str, value: Any) -> int:
@@ -427,8 +472,6 @@ def _orthonormal_basis(terms: tuple[Term, ...], centred: bool = True) -> tuple[T
     of the terms more than ``_MAX_BASIS_AMPLIFICATION`` times -- with x, x**2, sin(1.7*x) and
     exp(x/11) the mixing coefficients reach 1e6, and in float32 ``psi`` would be mostly rounding.
     """
-    import numpy as np
-
     nodes, weights = np.polynomial.legendre.leggauss(64)
     weights = weights / 2.0  # the uniform density on [-1, 1]
     probes = np.concatenate([nodes, [-1.0, 0.0, 1.0]])

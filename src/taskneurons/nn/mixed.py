@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..errors import DataError
 from ..formula import Formula
-from .init import _draw
+from .init import _draw, as_generator
 from .layer import TaskLinear, _check_width
 
 __all__ = ["MixedTaskLinear", "check_linear_inputs", "index_buffer"]
@@ -80,15 +80,21 @@ class MixedTaskLinear(nn.Module):
         self._task_inputs = task_inputs
         self.register_buffer("task_index", index_buffer(task_inputs, device), persistent=False)
         self.register_buffer("linear_index", index_buffer(self.linear_inputs, device), persistent=False)
+        # load_state_dict(assign=True) replaces the parameters, not these unsaved buffers: move them along
+        # (a post hook: it runs after the parts, whose weights tell where the parameters now are).
+        self.register_load_state_dict_post_hook(_index_buffers_after_load)
         self.reset_parameters()
 
     def _apply(self, fn, *args, **kwargs):
         # The index buffers are constants: re-derive them rather than let fn convert them, which
         # for to_empty() (from the meta device) would leave them uninitialised.
         super()._apply(fn, *args, **kwargs)
-        self.task_index = index_buffer(self._task_inputs, self.task_index.device)
-        self.linear_index = index_buffer(self.linear_inputs, self.linear_index.device)
+        self._rebuild_index_buffers(self.task_index.device)
         return self
+
+    def _rebuild_index_buffers(self, device: Any) -> None:
+        self.task_index = index_buffer(self._task_inputs, device)
+        self.linear_index = index_buffer(self.linear_inputs, device)
 
     @property
     def formula(self) -> Formula:
@@ -98,9 +104,11 @@ class MixedTaskLinear(nn.Module):
     def n_terms(self) -> int:
         return self.task.n_terms
 
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+    def reset_parameters(self, generator: torch.Generator | int | None = None) -> None:
         """Re-draw both parts: the TaskLinear as :meth:`TaskLinear.reset_parameters`, the linear
-        weights from U(-1/sqrt(in_features), 1/sqrt(in_features)) as ``nn.Linear`` would."""
+        weights from U(-1/sqrt(in_features), 1/sqrt(in_features)) as ``nn.Linear`` would. An int
+        seeds one new CPU generator for both."""
+        generator = as_generator(generator)
         self.task.reset_parameters(generator)
         bound = 1.0 / math.sqrt(self.in_features)
         with torch.no_grad():
@@ -118,3 +126,8 @@ class MixedTaskLinear(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"linear_inputs={list(self.linear_inputs)}")
+
+
+def _index_buffers_after_load(module: MixedTaskLinear, incompatible_keys: Any) -> None:
+    """load_state_dict post hook of MixedTaskLinear: index buffers where the task part's weight now is."""
+    module._rebuild_index_buffers(module.task.weight.device)

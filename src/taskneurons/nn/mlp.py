@@ -10,12 +10,15 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..errors import NumericalError
 from ..formula import Formula
 from .factored import FactoredTaskLinear, factored_terms
-from .layer import BASES, TaskLinear, _check_width
+from .init import as_generator
+from .layer import BASES, TaskLinear, _check_width, check_bias
 from .mixed import MixedTaskLinear, check_linear_inputs
 
 __all__ = ["TaskMLP", "ACTIVATIONS", "NORMS", "TERM_WEIGHTS", "make_activation", "count_parameters",
@@ -58,7 +61,11 @@ def make_activation(spec: str | type[nn.Module] | nn.Module) -> nn.Module:
                              "nn.Module class or an nn.Module instance")
         return ACTIVATIONS[key]()
     if isinstance(spec, type) and issubclass(spec, nn.Module):
-        return spec()
+        try:
+            return spec()
+        except TypeError as error:  # e.g. nn.Threshold, which needs its threshold and value
+            raise ValueError(f"activation class {spec.__name__} cannot be built without arguments ({error}); "
+                             f"pass an instance such as {spec.__name__}(...) instead") from None
     if isinstance(spec, nn.Module):
         return copy.deepcopy(spec)
     raise ValueError(f"activation must be a name ({', '.join(ACTIVATIONS)}), an nn.Module class or an "
@@ -74,6 +81,8 @@ def _forked_rng(device: Any) -> contextlib.AbstractContextManager:
 
 
 def _as_hidden(hidden: int | Sequence[int]) -> tuple[int, ...]:
+    if getattr(hidden, "ndim", 0) >= 1:  # numpy arrays and tensors of widths, which are no Sequence
+        hidden = hidden.tolist()
     if hasattr(hidden, "__index__") and not isinstance(hidden, bool):  # int, numpy integers
         return (_check_width("hidden width", hidden),)
     if isinstance(hidden, str | bytes) or not isinstance(hidden, Sequence | torch.Size):
@@ -166,6 +175,7 @@ def count_parameters(in_features: int, hidden: int | Sequence[int], out_features
     out_features = _check_width("out_features", out_features)
     widths = _as_hidden(hidden)
     formulas = _layer_formulas(len(widths), formula, output_formula)
+    bias = check_bias(bias)
     return _count((in_features, *widths, out_features), _layer_shape_counts(formulas, term_weights), bias,
                   _n_linear_inputs(linear_inputs, in_features))
 
@@ -209,6 +219,7 @@ def match_parameters(in_features: int, out_features: int, ln_hidden: int | Seque
     formulas = _layer_formulas(len(hidden), formula, output_formula)
     shape_counts = _layer_shape_counts(formulas, term_weights)
     n_linear = _n_linear_inputs(linear_inputs, in_features)
+    bias = check_bias(bias)
     if budget is None:
         budget = _count((in_features, *hidden, out_features), [(1, 0)] * (len(hidden) + 1), bias)
     elif isinstance(budget, bool) or not hasattr(budget, "__index__"):  # refuses inf, 1e3 and "100" alike
@@ -254,6 +265,58 @@ def match_parameters(in_features: int, out_features: int, ln_hidden: int | Seque
     return best
 
 
+#: Where the outputs of the named activations lie, for the probes of :func:`_check_hidden_domains`:
+#: (low, high, whether low itself is a common output, its text). Unbounded sides are cut at 3: the
+#: domain boundaries of the terms (0 for log(x), sqrt(x) and 1/x) lie below; overflow is another matter.
+_ACTIVATION_RANGES: dict[type[nn.Module], tuple[float, float, bool, str]] = {
+    nn.ReLU: (0.0, 3.0, True, "[0, inf)"),
+    nn.Sigmoid: (0.0, 1.0, False, "(0, 1)"),
+    nn.Tanh: (-1.0, 1.0, False, "(-1, 1)"),
+    nn.GELU: (-0.17, 3.0, False, "[-0.17, inf)"),
+    nn.SiLU: (-0.278, 3.0, False, "[-0.278, inf)"),
+    nn.LeakyReLU: (-3.0, 3.0, False, "(-inf, inf)"),
+    nn.ELU: (-1.0, 3.0, False, "(-1, inf)"),
+    nn.Softplus: (0.0, 3.0, False, "(0, inf)"),
+    nn.Identity: (-3.0, 3.0, False, "(-inf, inf)"),
+    nn.PReLU: (-3.0, 3.0, False, "(-inf, inf)"),
+    nn.ReLU6: (0.0, 3.0, True, "[0, 6]"),
+}
+
+
+def _check_hidden_domains(formulas: Sequence[Formula], activation: nn.Module, norm: str | None) -> None:
+    """Refuse a formula of a layer after the first that is not finite where its inputs lie.
+
+    Those inputs are the outputs of ``activation`` (or of the LayerNorm after it, of both signs):
+    ``log(x)`` after ReLU meets its zeros and gives -inf, ``sqrt(x)`` after tanh its negatives and
+    gives NaN, so every forward pass would be inf/NaN. Probed at 64 points inside the range, cut to
+    [-3, 3], and at 0 after ReLU, which outputs it for every inactive neuron; with the initial inner
+    constants. Other activation classes are not checked.
+    """
+    if norm == "layer":
+        low, high, closed, text = -3.0, 3.0, False, "(-inf, inf)"
+        source = "LayerNorm (norm='layer')"
+    elif type(activation) in _ACTIVATION_RANGES:
+        low, high, closed, text = _ACTIVATION_RANGES[type(activation)]
+        source = f"{type(activation).__name__} activation"
+    else:
+        return
+    probes = low + (high - low) * (np.arange(64) + 0.5) / 64
+    if closed:
+        probes = np.concatenate([[low], probes])
+    for index, formula in enumerate(formulas, start=1):
+        for term in formula.terms:
+            values = np.asarray(term.evaluate(probes), dtype=float) * np.ones_like(probes)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                x, value = probes[bad][0], values[bad][0]
+                raise NumericalError(
+                    f"the formula {formula} of task layer {index} is not finite on its inputs, the outputs of "
+                    f"the {source}, which lie in {text}: its term {term} is {value} at x = {x:.3g}, so "
+                    "every forward pass would give inf or NaN; use a formula defined there (e.g. log(x + 2) "
+                    "for log(x)), an activation whose outputs lie in its domain, or the formula only in the "
+                    "first layer (one formula per layer: [formula, 'x', ..., 'x'])")
+
+
 class TaskMLP(nn.Sequential):
     """A multilayer perceptron of task-based neurons.
 
@@ -272,6 +335,9 @@ class TaskMLP(nn.Sequential):
     activation : str, nn.Module class or instance
         After every hidden layer: one of ``relu sigmoid tanh gelu silu leaky_relu elu softplus
         identity``, a module class (instantiated per layer) or an instance (deep-copied per layer).
+        The formulas of the layers after the first must be finite where the activation's outputs
+        lie: ``log(x)`` after ``relu`` (its zeros) or ``sqrt(x)`` after ``tanh`` (its negatives) is
+        refused with a NumericalError, since every output would be inf or NaN.
     output_formula : str or Formula, optional
         The output layer's formula when ``formula`` is a single formula. ``None`` (default) uses
         the hidden formula for the output layer as well; ``"x"`` makes it an ordinary linear
@@ -347,8 +413,10 @@ class TaskMLP(nn.Sequential):
             # LayerNorm over one feature outputs 0 for every input: the network would be constant.
             raise ValueError(f"norm='layer' needs hidden widths >= 2, got {widths}; widen the layers "
                              "(or raise the parameter budget) or use norm=None")
-        make_activation(activation)  # validate before building anything
+        # validate before building anything, and refuse formulas the activation's outputs would make inf/NaN
+        _check_hidden_domains(formulas[1:], make_activation(activation), norm)
         _check_term_weights(term_weights)
+        generator = as_generator(generator)
         if basis not in (*BASES, "auto"):
             raise ValueError(f"basis must be one of {(*BASES, 'auto')}, got {basis!r}")
         linear_inputs = check_linear_inputs(() if linear_inputs is None else linear_inputs, in_features)
@@ -386,7 +454,9 @@ class TaskMLP(nn.Sequential):
         self.basis = basis
         self.linear_inputs = linear_inputs
         self.term_weights = term_weights
-        self.reset_parameters(generator)
+        # the task layers only: the activations stay as given (an instance is copied, not re-drawn)
+        for layer in self.task_layers:
+            layer.reset_parameters(generator)
 
     def __getitem__(self, index):
         # nn.Sequential builds a slice as type(self)(OrderedDict(...)), which TaskMLP's
@@ -401,13 +471,15 @@ class TaskMLP(nn.Sequential):
         return [m for m in self if isinstance(m, TaskLinear | MixedTaskLinear | FactoredTaskLinear)]
 
     def reset_parameters(self, generator: torch.Generator | int | None = None) -> None:
-        """Re-initialise every TaskLinear, in order, from one random stream (see TaskLinear)."""
-        if hasattr(generator, "__index__") and not isinstance(generator, bool):  # int, numpy integers
-            generator = torch.Generator().manual_seed(operator.index(generator))
-        elif generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator, an int seed or None, got {generator!r}")
-        for layer in self.task_layers:
-            layer.reset_parameters(generator)
+        """Re-initialise every task layer, in order, from one random stream (see TaskLinear), and
+        the other modules that have parameters to reset (e.g. ``nn.PReLU``'s slopes, which after
+        ``to_empty()`` from the meta device would otherwise stay uninitialised memory)."""
+        generator = as_generator(generator)
+        for module in self:
+            if isinstance(module, TaskLinear | MixedTaskLinear | FactoredTaskLinear):
+                module.reset_parameters(generator)
+            elif hasattr(module, "reset_parameters"):
+                module.reset_parameters()
 
     count_parameters = staticmethod(count_parameters)
     match_parameters = staticmethod(match_parameters)

@@ -29,13 +29,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._checks import is_real
+from ._checks import is_integer, is_real
 from .errors import DataError, FormulaError, NumericalError
 from .formula import Formula
 from .nn.layer import BASES
-from .nn.mlp import TERM_WEIGHTS
+from .nn.mlp import TERM_WEIGHTS, make_activation
 from .preprocessing import CATEGORICAL_ENCODINGS, SCALINGS, TabularEncoder, TargetScaler, _is_dataframe
-from .training import check_early_stopping, check_learning_rate
+from .training import OPTIMIZERS, check_early_stopping, check_learning_rate, resolve_device
 
 __all__ = ["TaskNeuronRegressor", "TaskNeuronClassifier"]
 
@@ -168,13 +168,16 @@ class _TaskNeuronBase(BaseEstimator):
         if isinstance(sizes, (str, bytes)):  # iterating "64" would give the widths (6, 4)
             raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers such as (64, 32), "
                              f"got the string {sizes!r}")
-        if isinstance(sizes, numbers.Integral):
+        if is_integer(sizes):
             sizes = (int(sizes),)
         try:
-            sizes = tuple(int(s) for s in sizes)
-        except (TypeError, ValueError):
+            sizes = tuple(sizes)
+        except TypeError:
+            sizes = (None,)
+        if not all(is_integer(s) for s in sizes):  # int() would make 2.5 a width of 2 and True one of 1
             raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers, got "
-                             f"{self.hidden_layer_sizes!r}") from None
+                             f"{self.hidden_layer_sizes!r}")
+        sizes = tuple(int(s) for s in sizes)
         if any(s < 1 for s in sizes):
             raise ValueError(f"hidden_layer_sizes must be positive, got {sizes}")
         if self.task_layers not in TASK_LAYERS:
@@ -186,11 +189,13 @@ class _TaskNeuronBase(BaseEstimator):
         if self.categorical not in CATEGORICAL_ENCODINGS:
             raise ValueError(f"categorical must be one of {CATEGORICAL_ENCODINGS}, got {self.categorical!r}")
         budget = self.parameter_budget
-        if not (budget is None or budget == "linear" or (isinstance(budget, numbers.Integral) and budget > 0)):
+        if not (budget is None or (isinstance(budget, str) and budget == "linear")
+                or (is_integer(budget) and budget > 0)):
             raise ValueError(f"parameter_budget must be None, 'linear' or a positive integer, got {budget!r}")
-        if not (isinstance(self.batch_size, numbers.Integral) and self.batch_size > 0) and self.batch_size != "auto":
+        if not (is_integer(self.batch_size) and self.batch_size > 0) and not (
+                isinstance(self.batch_size, str) and self.batch_size == "auto"):
             raise ValueError(f"batch_size must be a positive integer or 'auto', got {self.batch_size!r}")
-        if not (isinstance(self.max_epochs, numbers.Integral) and self.max_epochs > 0):
+        if not (is_integer(self.max_epochs) and self.max_epochs > 0):
             raise ValueError(f"max_epochs must be a positive integer, got {self.max_epochs!r}")
         if self.basis not in (*BASES, "auto"):
             raise ValueError(f"basis must be one of {(*BASES, 'auto')}, got {self.basis!r}")
@@ -215,9 +220,16 @@ class _TaskNeuronBase(BaseEstimator):
             # a string such as "False" would be truthy: refuse it rather than read it as True
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        # fit_module checks these too, but only after discovery (which may take minutes)
+        # fit_module and TaskMLP check these too, but only after discovery (which may take minutes)
         check_learning_rate(self.learning_rate)
         check_early_stopping(self.validation_fraction, self.patience)
+        if not (is_real(self.weight_decay) and 0 <= self.weight_decay < np.inf):
+            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        if isinstance(self.optimizer, str) and self.optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; use one of {sorted(OPTIMIZERS)}, a "
+                             "torch.optim.Optimizer class or a factory")
+        make_activation(self.activation)
+        resolve_device(self.device)
         clip = self.input_clip
         if not (clip is None or (isinstance(clip, str) and clip == "auto")
                 or (is_real(clip) and 0 < clip < np.inf)):
@@ -253,6 +265,11 @@ class _TaskNeuronBase(BaseEstimator):
         if self.vsr is None:
             vsr = VSR()
         elif isinstance(self.vsr, dict):
+            known = VSR().get_params(deep=False)
+            unknown = [key for key in self.vsr if key not in known]
+            if unknown:
+                raise ValueError(f"vsr has keys {unknown} that are not VSR parameters; the parameters are "
+                                 f"{sorted(known)}")
             vsr = VSR(**self.vsr)
         elif isinstance(self.vsr, BaseEstimator):
             vsr = clone(self.vsr)
@@ -320,6 +337,10 @@ class _TaskNeuronBase(BaseEstimator):
         # A refit that fails part-way must not leave the old network paired with a new encoder.
         self.__dict__.pop("network_", None)
         _check_table(X, y)
+        shape = getattr(y, "shape", ())
+        if self._is_classifier and len(shape) == 2 and shape[1] > 1:  # (n, 1) is passed on, with sklearn's warning
+            raise DataError(f"y has shape {shape}, but TaskNeuronClassifier takes 1-D labels, one per sample; for "
+                            "multilabel or multioutput targets wrap it in sklearn.multioutput.MultiOutputClassifier")
         text_columns = _has_text_columns(X)
         X_checked, y_checked = validate_data(
             self, X, y, reset=True, dtype=object if text_columns else "numeric",
@@ -453,8 +474,10 @@ class _TaskNeuronBase(BaseEstimator):
         check_is_fitted(self, "network_")
         _check_table(X)
         text_columns = _has_text_columns(X)
-        X_checked = validate_data(self, X, reset=False, dtype=object if text_columns else "numeric",
-                                  ensure_all_finite=not text_columns)
+        # Not a DataFrame, for a model fitted on categorical columns: the encoder says what to do.
+        lenient = text_columns or (not _is_dataframe(X) and bool(self.encoder_.categories_))
+        X_checked = validate_data(self, X, reset=False, dtype=object if lenient else "numeric",
+                                  ensure_all_finite=not lenient)
         # A model fitted on categorical columns encodes them by name, also when they arrive as numbers.
         by_name = text_columns or (_is_dataframe(X) and bool(self.encoder_.categories_))
         X_scaled = self.encoder_.transform(X if by_name else X_checked)
@@ -655,7 +678,12 @@ class TaskNeuronRegressor(RegressorMixin, _TaskNeuronBase):
         y2 = y.reshape(len(y), -1)
         self.n_outputs_ = y2.shape[1]
         self.target_scaler_ = TargetScaler(self.scale_y)
-        return self.target_scaler_.fit_transform(y2).astype(np.float32), self.n_outputs_
+        with np.errstate(over="ignore"):
+            target = self.target_scaler_.fit_transform(y2).astype(np.float32)
+        if not np.isfinite(target).all():  # only unscaled targets get there; not a NaN in the user's y
+            raise DataError(f"y has values beyond the float32 range (about 3.4e38) that the network trains in, "
+                            f"with scale_y={self.scale_y!r}; use scale_y='standard' or divide y by a constant")
+        return target, self.n_outputs_
 
     def _vsr_target(self, y: np.ndarray, target: np.ndarray) -> np.ndarray:
         return np.asarray(y, dtype=float)
@@ -704,7 +732,15 @@ class TaskNeuronClassifier(ClassifierMixin, _TaskNeuronBase):
             raise DataError(f"y must be 1-D class labels for TaskNeuronClassifier, got shape {np.shape(y)}")
         with warnings.catch_warnings():  # the case is refused below, with what to do
             warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
-            check_classification_targets(y)
+            try:
+                check_classification_targets(y)
+            except TypeError as exc:  # e.g. sorting failed: text beside numbers, or None for a missing label
+                kinds = sorted({type(label).__name__ for label in np.asarray(y, dtype=object)})
+                if len(kinds) < 2:  # scikit-learn's own reason (bytes labels), as the ValueError it is
+                    raise DataError(str(exc)) from None
+                raise DataError(f"y mixes labels of the types {kinds}, which cannot be ordered as classes; give "
+                                "every label the same type (e.g. y.astype(str)) and drop or fill the rows "
+                                "without a label (None)") from None
         self._label_encoder = LabelEncoder()
         codes = self._label_encoder.fit_transform(y)
         self.classes_ = self._label_encoder.classes_

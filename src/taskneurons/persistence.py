@@ -314,6 +314,10 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
             value = dict(value["__vsr__"])
         elif isinstance(value, list) and isinstance(defaults[key], tuple):
             value = tuple(value)  # JSON has no tuples: give back what get_params() showed
+        if key == "vsr" and isinstance(value, dict):
+            # VSR settings that were not plain data (a callback, a RandomState) take VSR's defaults, as
+            # the estimator's own do: a marker left in would make a refit of the loaded model fail
+            value = {k: v for k, v in value.items() if not (isinstance(v, dict) and "__repr__" in v)}
         params[key] = value
     if isinstance(params.get("formula"), str) and params["formula"] != "auto":
         Formula(params["formula"])  # formula text in a file always goes through the safe parser
@@ -387,7 +391,8 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
     activation = fitted.get("activation", params.get("activation", "relu"))
     basis = fitted.get("basis", params.get("basis", "terms"))
     for where, value in (("fitted", activation), ("params", params.get("activation", "relu"))):
-        if not isinstance(value, str) or value not in ACTIVATIONS:
+        # spelled as fit accepted it ("ReLU", "leaky-relu"): make_activation reads it so
+        if not isinstance(value, str) or value.strip().lower().replace("-", "_") not in ACTIVATIONS:
             raise ModelFileError(f"unknown activation {value!r} ({where}) in the model file; the activations "
                                  f"are {', '.join(ACTIVATIONS)}")
     for where, value in (("fitted", basis), ("params", params.get("basis", "auto"))):

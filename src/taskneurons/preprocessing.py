@@ -138,6 +138,22 @@ def _categories(series) -> list[str]:
     return sorted({str(v) for v in series.dropna()})
 
 
+def _category_text(value, known: set[str]) -> str:
+    """The category ``value`` stands for: its text, or for a whole number the spelling fit stored.
+
+    10 and 10.0 are one category (as in scikit-learn's OneHotEncoder): a column of integer codes
+    arrives as floats once a missing value has been dropped, and would otherwise become all-zero
+    one-hot columns (an unseen category) without a word.
+    """
+    text = str(value)
+    if text in known or not is_real(value) or not float(value).is_integer():
+        return text
+    for spelling in (str(int(value)), str(float(value))):
+        if spelling in known:
+            return spelling
+    return text
+
+
 class TabularEncoder:
     """Encode categorical columns, scale every column, and clip extreme values.
 
@@ -154,7 +170,7 @@ class TabularEncoder:
         one 0/1 column per category seen in training; unseen categories at transform time
         encode as all zeros. Ordinal columns have no free code for an unseen category (after
         scaling and clipping any new code would coincide with a seen one), so one raises a
-        DataError naming it.
+        DataError naming it. A whole number is the same category as int or float (10 and 10.0).
 
         Which columns are categories: pandas ``category`` columns always (also of numbers).
         Booleans are the numbers 0/1. An object or string column whose values are all numbers
@@ -300,8 +316,9 @@ class TabularEncoder:
         if column.isna().any():  # None, NaN, pd.NA and NaT alike
             raise DataError(f"column {name!r} has missing values; fill them (e.g. with a 'missing' "
                             "category) first")
-        text = np.array([str(v) for v in values], dtype=object)
         categories = self.categories_[name]
+        known = set(categories)
+        text = np.array([_category_text(v, known) for v in values], dtype=object)
         if self.categorical == "onehot":
             return [(text == c).astype(float) for c in categories]
         lookup = {c: float(i) for i, c in enumerate(categories)}

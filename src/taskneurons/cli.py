@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 import warnings
@@ -69,11 +70,12 @@ class TermSchedule(str, Enum):
 # -- shared options ----------------------------------------------------------------------------
 DataArg = Annotated[Path, typer.Argument(metavar="DATA", help="A .csv, .csv.gz or .parquet table with a "
                                          "header row.", show_default=False)]
-TargetOpt = Annotated[str | None, typer.Option("--target", "-t", help="Target column (default: the last column).")]
+TargetOpt = Annotated[str | None, typer.Option("--target", "-t", help="Target column: its name, or its 0-based position "
+                                              "(-1 is the last) when no column has that name (default: the last column).")]
 DropnaOpt = Annotated[bool, typer.Option("--dropna", help="Drop rows with missing values instead of refusing them.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or extra text.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed, same result).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed in [0, 2**32) (same seed, same result).")]
 
 
 def _console():
@@ -102,15 +104,104 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version_c
 def read_data(path: Path, target: str | None, dropna: bool):
     """Read a table and split it into features and target, refusing what cannot be used."""
     frame = _read_frame(path)
-    column = frame.columns[-1] if target is None else target
-    if column not in frame.columns:
-        raise DataError(f"no column {target!r} in {path}; its columns are {', '.join(map(str, frame.columns))}")
+    column = _target_column(frame, target, path)
+    _check_text_columns(frame, path, column)
     frame = _handle_missing(frame, path, dropna)
     y = frame[column]
     X = frame.drop(columns=[column])
     if X.shape[1] == 0:
         raise DataError(f"{path} has no feature columns besides the target {column!r}")
     return X, y
+
+
+def _target_column(frame, target: str | None, path: Path):
+    """The target's column label: by name, else by 0-based position (``-1``: the last column)."""
+    if target is None:
+        return frame.columns[-1]
+    names = [str(c) for c in frame.columns]
+    if target in names:
+        return frame.columns[names.index(target)]
+    text = target.strip()
+    if text.lstrip("+-").isdigit():
+        position = int(text)
+        if -len(names) <= position < len(names):
+            return frame.columns[position]
+        raise DataError(f"--target {target}: {path} has no column of that name, and {len(names)} columns, so "
+                        f"positions run from 0 to {len(names) - 1} (or -1 for the last)")
+    import difflib
+
+    lowered = {name.strip().lower(): name for name in names}
+    close = [lowered[m] for m in difflib.get_close_matches(text.lower(), list(lowered), n=3, cutoff=0.6)]
+    hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+    raise DataError(f"no column {target!r} in {path}{hint}; its columns are {_listed(names)}")
+
+
+def _listed(names, limit: int = 20) -> str:
+    """Column names for a message, quoted (so that spaces show) and at most ``limit`` of them."""
+    names = [str(n) for n in names]
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _row(position: int) -> str:
+    """A data row for a message, counted as ``predict`` numbers its output rows: from 0, after the header."""
+    return f"row {position} counted from 0"
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+#: Decoration that makes numbers text: thousands separators, decimal commas, currency and percent signs.
+_DECORATION = r"[\s,$€£%]"
+#: A text column with more distinct values than this and than half its rows is no set of categories (as the
+#: input encoder judges a mostly numeric column, preprocessing.MAX_NUMERIC_CATEGORIES).
+_FEW_CATEGORIES = 20
+
+
+def _check_header(frame, path: Path) -> None:
+    """Refuse a table without a header row: pandas would take its first data row for the column names
+    (and lose that row). A header of whole numbers ("0,1,2") is a header; one of decimals is data."""
+    names = [str(c).strip() for c in frame.columns]
+    if all(_NUMBER.fullmatch(n) for n in names) and not all(n.lstrip("+-").isdigit() for n in names):
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise DataError(f"{path} has no header row: its first row holds numbers ({shown}), not column names; add "
+                        "a first line with one name per column, e.g. x1,x2,...,y")
+
+
+def _check_text_columns(frame, path: Path, target) -> None:
+    """Refuse text columns that would be encoded wrongly: numbers written as text ("1,234.5", "$5",
+    "12%"), numbers with a few markers such as "?", and (features only) identifiers or dates, which
+    one-hot encoding would turn into one column per row."""
+    import pandas as pd
+
+    n = len(frame)
+    for name in frame.columns:
+        dtype = frame[name].dtype
+        if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype) \
+                or isinstance(dtype, pd.CategoricalDtype):
+            continue
+        present = frame[name].dropna()
+        text = present.astype(str).str.strip()
+        numbers = pd.to_numeric(text, errors="coerce")
+        is_text = numbers.isna()
+        if present.empty or not is_text.any():
+            continue  # missing values only, or numbers stored as objects: both handled later
+        first = is_text.idxmax()
+        where = _row(int(frame.index.get_loc(first)))
+        if pd.to_numeric(text.str.replace(_DECORATION, "", regex=True), errors="coerce").notna().all():
+            raise DataError(f"column {str(name)!r} of {path} holds numbers written as text, such as "
+                            f"{present[first]!r} ({where}): thousands separators, decimal commas, currency and "
+                            "percent signs are not read as numbers; write plain numbers such as 1234.5 "
+                            "('.' for decimals, no separators or signs)")
+        n_text = int(is_text.sum())
+        if len(present) - n_text > n_text and numbers.nunique() > min(_FEW_CATEGORIES, n / 2):
+            values = ", ".join(repr(v) for v in text[is_text].unique()[:3])
+            raise DataError(f"column {str(name)!r} of {path} holds numbers but also the text {values} in {n_text} "
+                            f"row(s) (first: {where}); if those mark missing values, leave the cells empty and "
+                            "pass --dropna, otherwise replace them by numbers")
+        n_distinct = present.nunique()
+        if name != target and n_distinct > max(_FEW_CATEGORIES, n / 2):
+            raise DataError(f"column {str(name)!r} of {path} holds {n_distinct} different text values in {n} rows, "
+                            f"such as {present.iloc[0]!r}: an identifier, a date or free text, which would become "
+                            "one feature per value; remove the column from the table, or convert it to numbers")
 
 
 def _read_frame(path: Path, min_columns: int = 2):
@@ -123,15 +214,18 @@ def _read_frame(path: Path, min_columns: int = 2):
         raise DataError(f"{path} is not a file; pass a .csv, .csv.gz or .parquet table")
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty; it needs a header row and at least one data row")
-    return read_table(path, min_columns=min_columns)  # refuses a header without data rows
+    frame = read_table(path, min_columns=min_columns)  # refuses a header without data rows
+    _check_header(frame, path)
+    return frame
 
 
 def _handle_missing(frame, path: Path, dropna: bool):
+    _refuse_infinite(frame, path)
     missing = frame.isna().any(axis=1)
     n_missing = int(missing.sum())
     if n_missing and not dropna:
-        raise DataError(f"{n_missing} of {len(frame)} rows in {path} have missing values; pass --dropna to "
-                        "drop them or fill them in first")
+        raise DataError(f"{n_missing} of {len(frame)} rows in {path} have missing values ({_first_missing(frame)}); "
+                        "pass --dropna to drop them or fill them in first")
     if n_missing:
         frame = frame.loc[~missing]
         if len(frame) == 0:
@@ -142,19 +236,57 @@ def _handle_missing(frame, path: Path, dropna: bool):
     return frame
 
 
+def _first_missing(frame) -> str:
+    """Where the first missing value of ``frame`` is, for a message."""
+    cells = frame.isna().to_numpy()
+    row, col = divmod(int(cells.argmax()), cells.shape[1])
+    return f"first: {_row(row)}, column {str(frame.columns[col])!r}"
+
+
+def _refuse_infinite(frame, path: Path) -> None:
+    """Refuse infinite numbers ("inf", "-Infinity", "1e999" in the file), naming the first; they would
+    fail later as a bare "Input X contains infinity"."""
+    numeric = frame.select_dtypes("number")
+    if numeric.shape[1] == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        cells = np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan))
+    if cells.any():
+        row, col = divmod(int(cells.argmax()), cells.shape[1])
+        raise DataError(f"{int(cells.any(axis=1).sum())} row(s) of {path} hold an infinite number (first: "
+                        f"{_row(row)}, column {str(numeric.columns[col])!r}); replace them by finite numbers or "
+                        "remove those rows")
+
+
+def _check_seed(seed: int) -> None:
+    """numpy's and scikit-learn's seeds must lie in [0, 2**32); refused here in the option's name."""
+    if not 0 <= seed < 2**32:
+        raise DataError(f"--seed must be an integer in [0, 2**32), got {seed}")
+
+
 def _resolve_task(task: Task, y) -> str:
+    import pandas as pd
+
     from .datasets import infer_task
 
+    numeric = pd.api.types.is_numeric_dtype(y.dtype) and not pd.api.types.is_bool_dtype(y.dtype)
     if task == Task.auto:
         inferred, _, _ = infer_task(y)
-        return "regression" if inferred == "regression" else "classification"
-    if task == Task.regression:
-        import pandas as pd
-
-        if not pd.api.types.is_numeric_dtype(y.dtype) or pd.api.types.is_bool_dtype(y.dtype):
-            raise DataError(f"the target {y.name!r} is not numeric ({y.dtype}); use --task classification "
-                            "for labels")
-    return task.value
+        resolved = "regression" if inferred == "regression" else "classification"
+    elif task == Task.regression and not numeric:
+        example = y.dropna().iloc[0] if y.notna().any() else None
+        raise DataError(f"the target {str(y.name)!r} is not numeric ({y.dtype}, e.g. {example!r}); use --task "
+                        "classification for labels")
+    else:
+        resolved = task.value
+    n_classes = int(y.nunique())
+    if resolved == "classification" and len(y) > 20 and n_classes > round(0.5 * len(y)):
+        # scikit-learn's threshold for "not class labels", refused in the command's words
+        what = "pass --task regression" if numeric else "make it numeric and pass --task regression"
+        raise DataError(f"the target {str(y.name)!r} has {n_classes} different values in {len(y)} rows, too many "
+                        f"classes to learn (most have one example); if it is a measured quantity {what}, "
+                        "otherwise choose another --target")
+    return resolved
 
 
 def _check_out_folder(out: Path | None, example: str) -> None:
@@ -230,11 +362,14 @@ def discover(
     task: Annotated[Task, typer.Option(help="auto: classification for label-like targets.")] = Task.auto,
     bases: Annotated[str, typer.Option(help="Term families, comma-separated: poly, trig, exp, log, sqrt, "
                                             "tanh, rational, or all.")] = "poly",
-    max_degree: Annotated[int, typer.Option(help="Highest power of x.")] = 7,
-    max_terms: Annotated[int | None, typer.Option(help="Most terms in the formula.")] = None,
+    max_degree: Annotated[int, typer.Option(min=1, max=32, help="Highest power of x.")] = 7,
+    max_terms: Annotated[int | None, typer.Option(min=1, help="Most terms in the formula (default: --max-degree "
+                                                              "with --bases poly, else 4).")] = None,
     scale: Annotated[Scale, typer.Option(help="minmax: each feature to [-1, 1]; shared: one map for all "
                                               "features; none: raw units.")] = Scale.minmax,
-    time_budget: Annotated[float | None, typer.Option(help="Stop the search after this many seconds.")] = None,
+    time_budget: Annotated[float | None, typer.Option(
+        min=0, help="Seconds for the search; when they run out the best formula so far is kept (default: no "
+                    "limit). Bounds the search, not the whole command.")] = None,
     seed: SeedOpt = 0,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the formula and front as JSON.")] = None,
     dropna: DropnaOpt = False,
@@ -242,6 +377,7 @@ def discover(
     quiet: QuietOpt = False,
 ) -> None:
     """Discover the neuron formula shared by all input variables (vectorized symbolic regression)."""
+    _check_seed(seed)
     _check_out_folder(out, "formula.json")
     X, y = read_data(data, target, dropna)
     resolved = _resolve_task(task, y)
@@ -259,7 +395,7 @@ def discover(
         "data": str(data), "target": str(y.name), "task": resolved, "n_samples": len(X),
         "n_features": len(names), "scale": scale.value, "formula": str(vsr.formula_),
         "formula_latex": vsr.formula_.latex(), "formula_raw": str(raw) if raw is not None else None,
-        "seconds": round(seconds, 4),
+        "seconds": round(seconds, 4), "stopped_early": vsr.stopped_early_,
         "pareto": [{**row, "formula": str(row["formula"])} for row in vsr.pareto_.to_dict(orient="records")],
         "formula_record": vsr.formula_.to_dict(),
     }
@@ -290,7 +426,8 @@ def discover(
         table.add_row(*(_cell(row.get(c)) for c in ("complexity", "n_terms", "train_loss", "val_loss", "formula")))
     console.print(table)
     if not quiet:
-        console.print(f"{len(X)} rows x {len(names)} features, {seconds:.2f} s")
+        stopped = ", search stopped by --time-budget" if vsr.stopped_early_ == "time_budget" else ""
+        console.print(f"{len(X)} rows x {len(names)} features, {seconds:.2f} s{stopped}")
     if out is not None and not quiet:
         console.print(f"wrote {out}")
 
@@ -338,10 +475,15 @@ def fit(
     """Train a network of task-based neurons and report held-out metrics."""
     if not 0 < test_size < 1:
         raise DataError(f"--test-size must lie strictly between 0 and 1, got {test_size}")
+    _check_seed(seed)
     _check_out_folder(out, "model.tn")
     sizes = _parse_hidden(hidden)
     X, y = read_data(data, target, dropna)
     resolved = _resolve_task(task, y)
+    n_test = math.ceil(test_size * len(X))  # as train_test_split rounds
+    if len(X) - n_test < 3:
+        raise DataError(f"{data} has {len(X)} usable row(s); --test-size {test_size} holds out {n_test} and leaves "
+                        f"{len(X) - n_test} to train on, fewer than 3; pass more rows or a smaller --test-size")
     if formula not in ("auto", "x"):
         from .formula import Formula
 
@@ -409,7 +551,9 @@ def predict(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A model saved by `taskneurons fit --out`.",
                                                show_default=False)],
     data: DataArg,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write predictions as CSV (default: stdout).")]
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write predictions as CSV (default: stdout): a "
+                                             "column row (the data row of DATA, counted from 0), then the "
+                                             "prediction(s).")]
     = None,
     proba: Annotated[bool, typer.Option("--proba", help="Add class probabilities (classifiers).")] = False,
     dropna: DropnaOpt = False,
@@ -428,10 +572,11 @@ def predict(
         raise DataError("--proba needs a classifier model; this model is a regressor")
     frame = _read_frame(data, min_columns=1)  # rows to predict have no target column
     features, by_position = _feature_columns(model, model_path, frame, data)
+    _refuse_infinite(features, data)
     missing = features.isna().any(axis=1)
     if missing.any() and not dropna:
-        raise DataError(f"{int(missing.sum())} of {len(frame)} rows in {data} have missing feature values; "
-                        "pass --dropna to skip them")
+        raise DataError(f"{int(missing.sum())} of {len(frame)} rows in {data} have missing feature values "
+                        f"({_first_missing(features)}); pass --dropna to skip them")
     if missing.any():
         features = features.loc[~missing].infer_objects()  # as in _handle_missing: True/False back to bool
     inputs = _positional_input(features, model_path, data) if by_position else features
@@ -469,7 +614,7 @@ def _feature_columns(model, model_path: Path, frame, data: Path):
         names = [str(c) for c in names]
         absent = [c for c in names if c not in frame.columns]
         if absent:
-            raise DataError(f"{data} lacks the model's feature columns {absent}")
+            raise DataError(f"{data} lacks the model's feature columns {_listed(absent)}")
         return frame[names], False
     n_features = int(model.n_features_in_)
     if frame.shape[1] != n_features:

@@ -146,7 +146,12 @@ def read_table(path: Path, min_columns: int = 2) -> pd.DataFrame:
     else:
         try:
             frame = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"Could not read {path} as CSV: it is not UTF-8 text ({exc}); save it as UTF-8 (in Excel: "
+                f"'CSV UTF-8') or as .parquet."
+            ) from exc
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise DataError(f"Could not read {path} as CSV: {exc}") from exc
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             # A truncated or corrupted .csv.gz (e.g. an interrupted copy). EOFError must not escape:
@@ -159,9 +164,11 @@ def read_table(path: Path, min_columns: int = 2) -> pd.DataFrame:
     if frame.shape[1] < min_columns:
         need = ("a dataset needs at least one feature column and the target as the last column"
                 if min_columns == 2 else f"at least {min_columns} are needed")
-        raise DataError(
-            f"{path} has {frame.shape[1]} column(s); {need} (is the separator a comma?)."
-        )
+        header = str(frame.columns[0]) if frame.shape[1] else ""
+        other = next((sep for sep in (";", "\t", "|") if sep in header), None)
+        hint = (f"its header {header[:60]!r} is separated by {other!r}, not by commas: save the table with "
+                f"commas as separators" if other is not None else "is the separator a comma?")
+        raise DataError(f"{path} has {frame.shape[1]} column(s); {need} ({hint}).")
     if len(frame) == 0:
         raise DataError(f"{path} has a header but no data rows")
     return frame

@@ -680,6 +680,13 @@ class VSR(RegressorMixin, BaseEstimator):
             return float(accuracy_score(y, self.predict(X), sample_weight=sample_weight))
         predictions = self.predict(X)
         y_arr = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
+        n_columns = 1 if y_arr.ndim == 1 else y_arr.shape[-1] if y_arr.ndim == 2 else -1
+        if y_arr.ndim == 0 or len(y_arr) != len(predictions) or n_columns != self.n_outputs_:
+            raise DataError(f"y has shape {y_arr.shape}, but for this X the model predicts {len(predictions)} row(s) "
+                            f"of {self.n_outputs_} output(s); pass y of shape ({len(predictions)},"
+                            f"{'' if self.n_outputs_ == 1 else ' ' + str(self.n_outputs_)})")
+        if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
+            raise DataError("y contains NaN or infinity; remove those rows before scoring")
         if y_arr.dtype.kind in "biuf" and y_arr.ndim in (1, 2) and len(y_arr):
             with np.errstate(invalid="ignore"):
                 top = np.abs(y_arr.astype(float, copy=False)).max(axis=0)

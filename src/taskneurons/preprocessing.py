@@ -78,6 +78,7 @@ def _describe_text(series, text: np.ndarray) -> tuple[str, list[str]]:
     shown = [str(v) for v in counts.index[:5]]
     more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
     first = series.index[int(np.flatnonzero(text)[0])]
+    first = first.item() if isinstance(first, np.generic) else first  # 96, not np.int64(96)
     listed = ", ".join(repr(v) for v in shown)
     return (f"the text value{'s' if len(counts) > 1 else ''} {listed}{more} ({int(text.sum())} of {len(series)} rows, "
             f"first at index {first!r})"), shown

@@ -193,3 +193,16 @@ def test_a_loaded_model_refits_when_its_vsr_settings_held_objects(tmp_path, vsr)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     assert loaded.get_params()["vsr"] == {"max_degree": 3}
     assert np.isfinite(clone(loaded).fit(X, X[:, 0] ** 2).predict(X)).all()
+
+
+@pytest.mark.parametrize("values", [["1,453.6", "2,001.5"], ["$5", "$7.25"], ["12%", "7 %"]])
+def test_numbers_written_as_text_are_refused_not_one_hot_encoded(values):
+    # one category per distinct value would be a useless encoding of a numeric feature
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=40), "money": [values[i % 2] for i in range(40)]})
+    frame.loc[::3, "money"] = values[0].replace("1", "3")  # more distinct values
+    model = tn.TaskNeuronRegressor(formula="x", hidden_layer_sizes=(4,), max_epochs=2, random_state=0)
+    with pytest.raises(ValueError, match=r"column 'money' holds numbers written as text.*astype\('category'\)"):
+        model.fit(frame, rng.normal(size=40))
+    # declared categories are encoded as asked
+    model.fit(frame.astype({"money": "category"}), rng.normal(size=40))

@@ -149,11 +149,6 @@ def _row(position: int) -> str:
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-#: Decoration that makes numbers text: thousands separators, decimal commas, currency and percent signs.
-_DECORATION = r"[\s,$€£%]"
-#: A text column with more distinct values than this and than half its rows is no set of categories (as the
-#: input encoder judges a mostly numeric column, preprocessing.MAX_NUMERIC_CATEGORIES).
-_FEW_CATEGORIES = 20
 
 
 def _check_header(frame, path: Path) -> None:
@@ -172,6 +167,10 @@ def _check_text_columns(frame, path: Path, target) -> None:
     one-hot encoding would turn into one column per row."""
     import pandas as pd
 
+    # a text column with more distinct values than MAX_NUMERIC_CATEGORIES and than half its rows is no set of
+    # categories, as the input encoder judges a mostly numeric column
+    from .preprocessing import MAX_NUMERIC_CATEGORIES, decorated_numbers
+
     n = len(frame)
     for name in frame.columns:
         dtype = frame[name].dtype
@@ -186,19 +185,19 @@ def _check_text_columns(frame, path: Path, target) -> None:
             continue  # missing values only, or numbers stored as objects: both handled later
         first = is_text.idxmax()
         where = _row(int(frame.index.get_loc(first)))
-        if pd.to_numeric(text.str.replace(_DECORATION, "", regex=True), errors="coerce").notna().all():
+        if decorated_numbers(text):
             raise DataError(f"column {str(name)!r} of {path} holds numbers written as text, such as "
                             f"{present[first]!r} ({where}): thousands separators, decimal commas, currency and "
                             "percent signs are not read as numbers; write plain numbers such as 1234.5 "
                             "('.' for decimals, no separators or signs)")
         n_text = int(is_text.sum())
-        if len(present) - n_text > n_text and numbers.nunique() > min(_FEW_CATEGORIES, n / 2):
+        if len(present) - n_text > n_text and numbers.nunique() > min(MAX_NUMERIC_CATEGORIES, n / 2):
             values = ", ".join(repr(v) for v in text[is_text].unique()[:3])
             raise DataError(f"column {str(name)!r} of {path} holds numbers but also the text {values} in {n_text} "
                             f"row(s) (first: {where}); if those mark missing values, leave the cells empty and "
                             "pass --dropna, otherwise replace them by numbers")
         n_distinct = present.nunique()
-        if name != target and n_distinct > max(_FEW_CATEGORIES, n / 2):
+        if name != target and n_distinct > max(MAX_NUMERIC_CATEGORIES, n / 2):
             raise DataError(f"column {str(name)!r} of {path} holds {n_distinct} different text values in {n} rows, "
                             f"such as {present.iloc[0]!r}: an identifier, a date or free text, which would become "
                             "one feature per value; remove the column from the table, or convert it to numbers")

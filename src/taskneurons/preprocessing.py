@@ -44,6 +44,19 @@ def _is_categorical_column(series) -> bool:
 #: numbers than this, or than half its rows: see :func:`_holds_categories`.
 MAX_NUMERIC_CATEGORIES = 20
 
+#: What turns numbers into text: spaces, thousands separators, decimal commas, currency and percent signs.
+_NUMBER_DECORATION = r"[\s,$€£%]"
+
+
+def decorated_numbers(texts) -> bool:
+    """Whether every value of ``texts`` (a pandas Series of str) is a number once spaces, thousands
+    separators, currency and percent signs are taken out ("1,453.6", "$5", "12 %"): numbers that a
+    spreadsheet wrote as text, which as categories would be one-hot encoded one per distinct value."""
+    import pandas as pd
+
+    stripped = texts.str.replace(_NUMBER_DECORATION, "", regex=True)
+    return bool(len(texts)) and bool(pd.to_numeric(stripped, errors="coerce").notna().all())
+
 
 def _parse_numbers(series) -> tuple[np.ndarray, np.ndarray]:
     """The column's values as float64 (missing values and text as NaN), and a mask of the values
@@ -103,6 +116,13 @@ def _holds_categories(series, name: str) -> bool:
     values, text = _parse_numbers(series)
     if not text.any():
         return False
+    if decorated_numbers(series[text].astype(str)):
+        described, _ = _describe_text(series, text)
+        raise DataError(f"column {name!r} holds numbers written as text: {described}. Thousands separators, "
+                        "decimal commas, currency and percent signs are not read as numbers, and as text the "
+                        "column would be one-hot encoded with one category per value; write plain numbers (e.g. "
+                        f"frame[{name!r}].str.replace(',', '').astype(float)), or convert it with "
+                        ".astype('category') to encode it as categories on purpose")
     found = values[~np.isnan(values)]
     n_distinct = len(np.unique(found))
     if len(found) > text.sum() and n_distinct > min(MAX_NUMERIC_CATEGORIES, (len(found) + text.sum()) / 2):

@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-import torch
 from sklearn.exceptions import NotFittedError
 
 from taskneurons import TaskNeuronClassifier, TaskNeuronRegressor
@@ -324,12 +323,7 @@ def _params():
     return out
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: one thread avoids OpenMP spinning on a shared machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning",

@@ -136,6 +136,16 @@ def test_category_column_is_encoded_by_name_even_when_it_arrives_as_numbers(cate
     y = frame["a"].to_numpy() + 3.0 * (codes == 30)
     model = TaskNeuronRegressor(formula="x", categorical=categorical, **FAST).fit(frame, y)
     np.testing.assert_array_equal(model.predict(frame.astype({"c": int})), model.predict(frame))
+    # Whole numbers are one category as int or float (10 and 10.0): a column of integer codes becomes float
+    # once a missing value was dropped, and 10.0 was an unseen category (all-zero one-hot columns).
+    expected = model.predict(frame)
+    np.testing.assert_array_equal(model.predict(frame.astype({"c": float})), expected)
+    np.testing.assert_array_equal(model.predict(frame.astype({"c": float}).astype({"c": "category"})), expected)
+    floats = frame.assign(c=pd.Categorical(codes.astype(float)))  # and the other way round
+    model = TaskNeuronRegressor(formula="x", categorical=categorical, **FAST).fit(floats, y)
+    np.testing.assert_array_equal(model.predict(frame.astype({"c": int})), model.predict(floats))
+    if categorical == "onehot":  # a really unseen number still encodes as all zeros
+        assert np.isfinite(model.predict(frame.head(2).assign(c=[15.5, 40]))).all()
     with pytest.warns(UserWarning, match="valid feature names"), \
             pytest.raises(ValueError, match="categorical columns \\['c'\\]; pass a DataFrame"):
         model.predict(frame.to_numpy(dtype=float))
@@ -429,6 +439,17 @@ def test_bad_training_inputs(X, y, message):
     ({"input_clip": 0}, "input_clip must be a positive finite number"),
     ({"input_clip": True}, "input_clip must be a positive finite number"),
     ({"input_clip": float("inf")}, "input_clip must be a positive finite number, 'auto' or None \\(no clipping\\)"),
+    ({"hidden_layer_sizes": (2.5,)}, "hidden_layer_sizes must be a sequence of positive integers, got \\(2.5,\\)"),
+    ({"hidden_layer_sizes": (True,)}, "hidden_layer_sizes must be a sequence of positive integers"),
+    ({"hidden_layer_sizes": True}, "hidden_layer_sizes must be a sequence of positive integers"),
+    ({"batch_size": True}, "batch_size must be a positive integer or 'auto', got True"),
+    ({"max_epochs": True}, "max_epochs must be a positive integer, got True"),
+    ({"parameter_budget": True}, "parameter_budget must be None, 'linear' or a positive integer, got True"),
+    ({"weight_decay": "a"}, "weight_decay must be a number >= 0, got 'a'"),
+    ({"weight_decay": -1.0}, "weight_decay must be a number >= 0"),
+    ({"optimizer": "bogus"}, "unknown optimizer 'bogus'"),
+    ({"activation": "bogus"}, "unknown activation 'bogus'"),
+    ({"device": "bogus"}, "device='bogus' is not a device"),
 ])
 def test_bad_parameters_are_refused_before_any_work(params, message, monkeypatch):
     import taskneurons.estimators as estimators

@@ -30,25 +30,6 @@ def _mixed_frame(n=90):
     return frame, labels
 
 
-@pytest.mark.parametrize("categorical", ["onehot", "ordinal"])
-def test_category_codes_arriving_as_floats_or_ints_are_the_same_categories(categorical):
-    # A column of integer codes becomes float once a missing value was dropped; before, 10.0 was an
-    # unseen category (all-zero one-hot columns: silently other predictions; ordinal: refused).
-    rng = np.random.default_rng(0)
-    codes = rng.choice([10, 20, 30], 80)
-    frame = pd.DataFrame({"a": rng.uniform(size=80), "c": pd.Categorical(codes)})
-    y = frame["a"].to_numpy() + 3.0 * (codes == 30)
-    model = TaskNeuronRegressor(formula="x", categorical=categorical, **FAST).fit(frame, y)
-    expected = model.predict(frame)
-    np.testing.assert_array_equal(model.predict(frame.astype({"c": float})), expected)
-    np.testing.assert_array_equal(model.predict(frame.astype({"c": float}).astype({"c": "category"})), expected)
-    floats = frame.assign(c=pd.Categorical(codes.astype(float)))  # and the other way round
-    model = TaskNeuronRegressor(formula="x", categorical=categorical, **FAST).fit(floats, y)
-    np.testing.assert_array_equal(model.predict(frame.astype({"c": int})), model.predict(floats))
-    if categorical == "onehot":  # a really unseen number still encodes as all zeros
-        assert np.isfinite(model.predict(frame.head(2).assign(c=[15.5, 40]))).all()
-
-
 @pytest.mark.parametrize("activation", ["ReLU", "leaky-relu", " Tanh"])
 def test_activation_names_fit_accepts_save_and_load(tmp_path, activation):
     # make_activation reads "ReLU" as relu; load() refused the file it had just written
@@ -82,31 +63,6 @@ def test_multilabel_targets_are_refused_with_what_to_do_and_a_column_vector_is_u
     with pytest.warns(DataConversionWarning, match="column-vector y"):
         model = TaskNeuronClassifier(formula="x", **FAST).fit(X, labels[:, :1])
     assert model.predict(X).shape == (40,) and list(model.classes_) == [0, 1]
-
-
-@pytest.mark.parametrize(("params", "message"), [
-    ({"hidden_layer_sizes": (2.5,)}, "hidden_layer_sizes must be a sequence of positive integers, got \\(2.5,\\)"),
-    ({"hidden_layer_sizes": (True,)}, "hidden_layer_sizes must be a sequence of positive integers"),
-    ({"hidden_layer_sizes": True}, "hidden_layer_sizes must be a sequence of positive integers"),
-    ({"batch_size": True}, "batch_size must be a positive integer or 'auto', got True"),
-    ({"max_epochs": True}, "max_epochs must be a positive integer, got True"),
-    ({"parameter_budget": True}, "parameter_budget must be None, 'linear' or a positive integer, got True"),
-    ({"weight_decay": "a"}, "weight_decay must be a number >= 0, got 'a'"),
-    ({"weight_decay": -1.0}, "weight_decay must be a number >= 0"),
-    ({"optimizer": "bogus"}, "unknown optimizer 'bogus'"),
-    ({"activation": "bogus"}, "unknown activation 'bogus'"),
-    ({"device": "bogus"}, "device='bogus' is not a device"),
-])
-def test_bad_parameters_are_refused_before_discovery(params, message, monkeypatch):
-    import taskneurons.estimators as estimators
-
-    def no_discovery(*args):
-        raise AssertionError("discovery ran before the parameters were checked")
-
-    monkeypatch.setattr(estimators._TaskNeuronBase, "_resolve_formula", no_discovery)
-    X = np.random.default_rng(0).uniform(size=(20, 3))
-    with pytest.raises(ValueError, match=message):
-        TaskNeuronRegressor(**{**FAST, **params}).fit(X, X.sum(axis=1))
 
 
 def test_unknown_vsr_keys_are_a_value_error_naming_them():

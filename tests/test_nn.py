@@ -30,13 +30,7 @@ RICH = "0.5*x**3 + sin(1.7*x) - 2*exp(x/11) + sqrt(x + 3.5) + x + 4"
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: one thread avoids OpenMP hand-offs that dominate on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -17,12 +17,7 @@ from taskneurons.nn import FactoredTaskLinear, MixedTaskLinear, TaskLinear, Task
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -33,14 +33,7 @@ PAPER_SETS = sorted(p.name.split(".")[0] for p in PAPER.glob("*.csv.gz")) if PAP
 FAST = {"hidden_layer_sizes": (8,), "max_epochs": 20, "random_state": 0}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny networks: on a shared 2-core machine two OpenMP threads spin against other processes
-    # and run ~20x slower than one. Restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _gen(seed: int = 0) -> torch.Generator:

@@ -148,9 +148,11 @@ def _markdown(results: list[DemoResult], figures: list[str], seconds: float) -> 
 def run_demo(out: str | Path = "taskneurons-demo", *, seed: int = 0, console=None, verbose: bool = False,
              tasks: tuple[str, ...] = DEMO_TASKS) -> list[DemoResult]:
     """Run the demo and write its report into ``out``; returns the per-task results."""
+    tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)  # one name, not its letters
     unknown = [name for name in tasks if name not in DEMO_TASKS]
-    if unknown:  # refused before any work or any output folder
-        raise ValueError(f"unknown demo task(s) {unknown}; choose from {', '.join(DEMO_TASKS)}")
+    if unknown or not tasks:  # refused before any work or any output folder
+        what = f"unknown demo task(s) {unknown}" if unknown else "no demo tasks given"
+        raise ValueError(f"{what}; choose from {', '.join(DEMO_TASKS)}")
     # numpy's and scikit-learn's seeds must lie in [0, 2**32); checked here, not seconds into the first task
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
         raise DataError(f"seed (--seed) must be an integer in [0, 2**32), got {seed!r}")

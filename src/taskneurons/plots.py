@@ -45,7 +45,8 @@ def save_figure(figure, path: str | os.PathLike) -> None:
 def plot_pareto(ax, pareto, chosen: Formula | None = None, title: str = "complexity / error front") -> None:
     """Validation (or train) loss against complexity, the chosen formula highlighted.
 
-    ``pareto`` is a VSR ``pareto_`` frame with columns complexity, train_loss, val_loss, formula.
+    ``pareto`` is a VSR ``pareto_`` frame with columns complexity, train_loss, val_loss, formula. The
+    y axis is logarithmic when every loss is positive, linear otherwise (an exact fit has loss 0).
     """
     loss = pareto["val_loss"] if "val_loss" in pareto and pareto["val_loss"].notna().any() else pareto["train_loss"]
     ax.plot(pareto["complexity"], loss, "o-", color="tab:blue", label="front")
@@ -54,7 +55,10 @@ def plot_pareto(ax, pareto, chosen: Formula | None = None, title: str = "complex
         if hits:
             i = hits[0]
             ax.plot(pareto["complexity"].iloc[i], loss.iloc[i], "*", color="tab:red", markersize=14, label="chosen")
-    ax.set_yscale("log")
+    # log only when every loss is positive: an exact fit (loss 0), often the chosen formula, would vanish
+    values = np.asarray(loss, dtype=float)
+    values = values[np.isfinite(values)]
+    ax.set_yscale("log" if len(values) and (values > 0).all() else "linear")
     ax.set_xlabel("complexity (expression nodes)")
     ax.set_ylabel("validation MSE" if loss.name == "val_loss" else "train MSE")
     ax.set_title(title)
@@ -64,6 +68,11 @@ def plot_pareto(ax, pareto, chosen: Formula | None = None, title: str = "complex
 def plot_response(ax, formulas: Mapping[str, Formula], *, low: float = -1.0, high: float = 1.0,
                   title: str = "neuron response g(x)") -> None:
     """The scalar formulas g(x) on [low, high] (the scaled input range), one curve each."""
+    if not isinstance(formulas, Mapping):
+        raise ValueError(f"formulas must be a mapping label -> formula, e.g. {{'found': formula}}, got "
+                         f"{type(formulas).__name__}")
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"the input range needs finite low < high, got low={low!r}, high={high!r}")
     grid = np.linspace(low, high, 201)
     for label, formula in formulas.items():
         with np.errstate(all="ignore"):
@@ -79,14 +88,16 @@ def plot_history(ax, histories: Mapping[str, object], *, column: str = "valid_lo
                  title: str = "training curves") -> None:
     """Per-epoch ``column`` (e.g. validation loss) for several fitted models.
 
-    Each history is an estimator's ``history_`` frame or the :class:`~taskneurons.training.History`
-    that :func:`~taskneurons.training.fit_module` returns. A history without values of ``column``
-    (trained without validation data) shows its ``train_loss``. The y axis is logarithmic when
-    every value drawn is positive, linear otherwise (e.g. an r2 metric below 0).
+    Each history is an estimator's ``history_`` frame, or the :class:`~taskneurons.training.History`
+    (or the whole ``TrainingResult``) that :func:`~taskneurons.training.fit_module` returns. A history
+    without values of ``column`` (trained without validation data) shows its ``train_loss``. The y axis
+    is logarithmic when every value drawn is positive, linear otherwise (e.g. an r2 metric below 0).
     """
     shown = set()
     values_drawn = []
     for label, history in histories.items():
+        if isinstance(getattr(history, "history", None), list):  # a TrainingResult: its History
+            history = history.history
         if isinstance(history, list):  # a training.History: a list of per-epoch records
             from .training import History
 

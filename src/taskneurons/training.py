@@ -247,6 +247,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but CUDA is not available; "
                          "use device='auto' or 'cpu'.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r} was requested but there are only {torch.cuda.device_count()} "
+                         "CUDA device(s) (numbered from 0); use device='cuda' or 'auto'.")
+    if dev.type == "meta":
+        raise ValueError("device='meta' holds no data and cannot train or predict; use 'auto', 'cpu' or "
+                         "'cuda'.")
+    if dev.type not in ("cpu", "cuda"):  # mps, xpu, ...: refused here if this torch build cannot use it
+        try:
+            torch.empty(0, device=dev)
+        except RuntimeError:
+            raise ValueError(f"device={device!r} cannot be used here: this PyTorch build or machine has no "
+                             f"working {dev.type!r} backend; use 'auto', 'cpu' or 'cuda'.") from None
     return dev
 
 
@@ -266,6 +278,8 @@ def make_optimizer(optimizer: str | type[torch.optim.Optimizer] | Callable[..., 
     if clashing:
         raise ValueError(f"optimizer options {clashing} are set by the learning_rate= and weight_decay= "
                          "arguments (and the module's parameters); pass them there, not as optimizer options.")
+    if not (is_real(weight_decay) and 0 <= weight_decay < math.inf):
+        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}.")
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("the module has no trainable parameters (none with requires_grad=True).")
@@ -279,16 +293,27 @@ def make_optimizer(optimizer: str | type[torch.optim.Optimizer] | Callable[..., 
                              "a torch.optim.Optimizer class or a factory.")
         cls, defaults = OPTIMIZERS[key]
         options = {**defaults, **kwargs}
-        if "fused" not in options and "foreach" not in options:
-            if key in _FUSED and all(p.is_floating_point() for p in params):
-                try:
-                    return cls(params, lr=learning_rate, weight_decay=weight_decay, fused=True, **options)
-                except RuntimeError:  # device or torch version without a fused kernel
-                    pass
-            options["foreach"] = True  # multi-tensor kernels: fewer Python-level ops per step
-        return cls(params, lr=learning_rate, weight_decay=weight_decay, **options)
+        try:
+            if "fused" not in options and "foreach" not in options:
+                if key in _FUSED and all(p.is_floating_point() for p in params):
+                    try:
+                        return cls(params, lr=learning_rate, weight_decay=weight_decay, fused=True, **options)
+                    except RuntimeError:  # device or torch version without a fused kernel
+                        pass
+                options["foreach"] = True  # multi-tensor kernels: fewer Python-level ops per step
+            return cls(params, lr=learning_rate, weight_decay=weight_decay, **options)
+        except TypeError as exc:  # an option the optimizer does not have
+            where = f"{cls.__module__}.{cls.__name__}"
+            raise ValueError(f"optimizer {optimizer!r} ({cls.__name__}) refused the options "
+                             f"{sorted(kwargs)}: {exc}; pass only arguments of {where}.") from None
     if callable(optimizer):
-        opt = optimizer(params, lr=learning_rate, weight_decay=weight_decay, **kwargs)
+        try:
+            opt = optimizer(params, lr=learning_rate, weight_decay=weight_decay, **kwargs)
+        except TypeError as exc:
+            name = getattr(optimizer, "__name__", optimizer)
+            raise ValueError(f"the optimizer {name!r} could not be built with the options {sorted(kwargs)} "
+                             f"({exc}); it is called as optimizer(params, lr=..., weight_decay=..., "
+                             "**optimizer_kwargs).") from None
         if not isinstance(opt, torch.optim.Optimizer):
             raise ValueError(f"the optimizer factory returned {type(opt).__name__}, "
                              "not a torch.optim.Optimizer.")
@@ -300,6 +325,10 @@ def _to_tensor(a: ArrayLike, name: str) -> torch.Tensor:
     """Any array-like -> a CPU tensor, without copying when possible; clear errors otherwise."""
     if isinstance(a, torch.Tensor):
         return a.detach()
+    if isinstance(a, (torch.utils.data.Dataset, torch.utils.data.DataLoader)):
+        raise DataError(f"{name} is a {type(a).__name__}: fit_module trains on in-memory arrays, not on a "
+                        "Dataset or DataLoader; pass its tensors (e.g. X, y = dataset.tensors for a "
+                        "TensorDataset).")
     if hasattr(a, "to_numpy"):  # pandas
         # Nullable columns (Int64, Float64, boolean) holding pd.NA: as NaN, so that the missing
         # values are reported as missing rather than as "non-numeric".
@@ -313,6 +342,9 @@ def _to_tensor(a: ArrayLike, name: str) -> torch.Tensor:
     except (ValueError, TypeError) as exc:
         raise DataError(f"{name} could not be read as an array ({exc}); pass a numeric "
                         "numpy array or torch tensor.") from exc
+    if arr.dtype == object and arr.ndim == 0 and a is not None:  # an object numpy could not see into
+        raise DataError(f"{name} is a {type(a).__name__}, not an array; pass a numpy array, a tensor or a "
+                        "DataFrame (a scipy sparse matrix: .toarray()).")
     if arr.dtype == object or arr.dtype.kind in "USV":
         try:
             arr = arr.astype(np.float64)
@@ -324,6 +356,20 @@ def _to_tensor(a: ArrayLike, name: str) -> torch.Tensor:
     if not (arr.flags.c_contiguous and arr.flags.writeable):  # e.g. read-only views from pandas
         arr = arr.copy(order="C")
     return torch.from_numpy(arr)
+
+
+def _is_shape_error(exc: RuntimeError) -> bool:
+    """Whether torch refused the shapes it was given ("mat1 and mat2 shapes cannot be multiplied", "The
+    size of tensor a ...") -- not out of memory, a device error or a bug of the module's own."""
+    return not isinstance(exc, torch.OutOfMemoryError) and ("shape" in str(exc) or "size" in str(exc))
+
+
+def _input_error(exc: RuntimeError, X: torch.Tensor) -> DataError:
+    """The error for a module that fails on X, most often a first layer whose input size is not X's."""
+    hint = (f"build it for inputs of that shape (a first layer with in_features={X.shape[-1]})" if X.ndim > 1
+            else "X is 1-D, one value per sample: pass X.reshape(-1, 1) for one feature")
+    return DataError(f"the module fails on rows of X of shape {tuple(X.shape[1:])}: {' '.join(str(exc).split())}; "
+                     f"{hint}.")
 
 
 def _check_finite(t: torch.Tensor, name: str) -> None:
@@ -403,6 +449,8 @@ def _seeds(random_state: int | np.random.Generator | np.random.RandomState | Non
         raise ValueError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}.")
     if isinstance(random_state, (bool, np.bool_)):
         raise ValueError("random_state must be None, an int or a numpy Generator, not a bool.")
+    if random_state is not None and random_state < 0:
+        raise ValueError(f"random_state must be a non-negative int, got {random_state!r}.")
     seq = np.random.SeedSequence(None if random_state is None else int(random_state))
     return [int(s) for s in seq.generate_state(3)]
 
@@ -485,6 +533,10 @@ def predict_module(module: nn.Module, X: ArrayLike, *, batch_size: int = 4096,
     try:
         with torch.no_grad():
             return _batched_forward(module, Xt, batch_size, dev)
+    except RuntimeError as exc:
+        if not _is_shape_error(exc):
+            raise
+        raise _input_error(exc, Xt) from exc
     finally:
         module.train(was_training)
 
@@ -602,6 +654,10 @@ def fit_module(
                   validation_fraction=validation_fraction, patience=patience, min_delta=min_delta,
                   max_recoveries=max_recoveries, recovery_factor=recovery_factor,
                   eval_batch_size=eval_batch_size, clip_grad_norm=clip_grad_norm)
+    for name, flag in (("shuffle", shuffle), ("early_stopping", early_stopping)):
+        # a text such as "no" or "False" is true to Python: it would silently switch the option on
+        if not (isinstance(flag, (bool, np.bool_)) or (is_integer(flag) and flag in (0, 1))):
+            raise ValueError(f"{name} must be True or False, got {flag!r}.")
     if not (num_threads is None or num_threads == "auto" or (is_integer(num_threads) and num_threads >= 1)):
         raise ValueError(f"num_threads must be 'auto', None or an integer >= 1, got {num_threads!r}.")
     if not isinstance(module, nn.Module):
@@ -676,7 +732,12 @@ def fit_module(
     # ---- probe the output shape once: fixes y's shape for the loss and gives early, clear errors
     module.train(False)
     with torch.no_grad():
-        out_probe = module(X_tr[:2])
+        try:
+            out_probe = module(X_tr[:2])
+        except RuntimeError as exc:
+            if not _is_shape_error(exc):
+                raise
+            raise _input_error(exc, X_tr) from exc
     if not isinstance(out_probe, torch.Tensor):
         raise ValueError(f"the module must return a tensor, it returned {type(out_probe).__name__}.")
     y_tr = _align_target(y_tr, out_probe.shape, task, "")
@@ -889,7 +950,8 @@ def _check_params(*, batch_size, max_epochs, learning_rate, validation_fraction,
     need(is_integer(max_epochs) and max_epochs >= 1, f"max_epochs must be an integer >= 1, got {max_epochs!r}.")
     check_learning_rate(learning_rate)
     check_early_stopping(validation_fraction, patience)
-    need(is_real(min_delta) and min_delta >= 0, f"min_delta must be a number >= 0, got {min_delta!r}.")
+    need(is_real(min_delta) and 0 <= min_delta < math.inf,
+         f"min_delta must be a number >= 0, got {min_delta!r}.")
     need(is_integer(max_recoveries) and max_recoveries >= 0,
          f"max_recoveries must be an integer >= 0, got {max_recoveries!r}.")
     need(is_real(recovery_factor) and 0 < recovery_factor < 1,

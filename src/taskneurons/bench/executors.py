@@ -126,14 +126,30 @@ def _run_pool(payloads, function, handle, n_jobs) -> None:
             for future in done:
                 queue.extendleft(reversed(handle(future.result())))
     except BrokenProcessPool:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise WorkerError("a worker process died (killed, or out of memory?); the cells finished so far are "
-                          "saved: run the same command again to resume, with fewer --n-jobs if memory is "
-                          "short") from None
+        _stop_pool(pool)
+        raise WorkerError("a worker process died (killed, out of memory, or started from a script without "
+                          "an `if __name__ == '__main__':` guard?); the cells finished so far are saved: run "
+                          "the same command again to resume, with fewer --n-jobs if memory is short"
+                          ) from None
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_pool(pool)
         raise
     pool.shutdown(wait=True)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued cells and end the workers now (cells in flight are lost, finished ones are saved).
+
+    ``shutdown(wait=False)`` alone leaves stopping the workers to the pool's manager thread; a second Ctrl-C
+    (``timeout -s INT`` sends two) that interrupts the interpreter's wait for that thread at exit left the
+    workers waiting for work and the coordinator waiting for them, for ever.
+    """
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    try:
+        pool.shutdown(wait=False, cancel_futures=True)
+    finally:
+        for worker in workers:
+            worker.terminate()
 
 
 def _exit_with_parent() -> None:

@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .._checks import is_integer
 from ..errors import DataError
 
 __all__ = [
@@ -297,10 +298,13 @@ def resolve_structures(structures: Sequence[str] | Mapping[str, Sequence[int]] |
     if isinstance(structures, Mapping):
         out = {}
         for name, widths in structures.items():
-            try:
-                shape = tuple(int(w) for w in widths)
-            except (TypeError, ValueError):
-                raise DataError(f"structure {name!r} must be a sequence of widths, got {widths!r}") from None
+            # Text and fractions are refused, not converted: "32" would be the widths (3, 2), 3.5 width 3.
+            text = isinstance(widths, (str, bytes))
+            values = list(widths) if isinstance(widths, Iterable) and not text else None
+            if values is None or not all(is_integer(w) for w in values):
+                raise DataError(f"structure {name!r} must be a sequence of integer widths, e.g. (32, 16), "
+                                f"got {widths!r}")
+            shape = tuple(int(w) for w in values)
             if not shape or any(w < 1 for w in shape) or name == "-":
                 raise DataError(f"structure {name!r} needs positive widths, got {widths!r}")
             out[str(name)] = shape

@@ -12,8 +12,8 @@
 * the cost of every kind of cell (for sizing a grid) and the cells that failed.
 
 The paper's numbers come from :func:`taskneurons.datasets.paper_table6` / ``paper_table5``; where
-they cannot be found (a ``DataError``), "n/a" is printed. Figures use matplotlib's Agg backend
-through ``matplotlib.figure.Figure`` (no pyplot, no display).
+they cannot be found (a ``DataError``), "n/a" is printed. Figures are plain ``matplotlib.figure.Figure``
+objects written to PNG (no pyplot, no display; the process-wide backend is left alone).
 """
 
 from __future__ import annotations
@@ -422,9 +422,8 @@ def _table5_section(summary: pd.DataFrame, protocol: str, paper_note: str) -> li
 
 # -- figures -----------------------------------------------------------------------------------
 def _figure(nrows: int, ncols: int, width: float, height: float):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # A plain Figure renders to files without pyplot or a backend switch: the caller's backend (a
+    # notebook's inline one) stays as it is.
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
@@ -472,8 +471,13 @@ def _datasets_figure(summary: pd.DataFrame, boosting: list[str], path: Path) -> 
         ax.tick_params(labelsize=7)
     for index in range(len(names), nrows * ncols):
         axes[index // ncols][index % ncols].set_visible(False)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
+    # Every series of any panel (the first may lack the paper's bars or a boosting line that others have).
+    legend: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    figure.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=len(legend),
+                  fontsize=8)
     figure.savefig(path, dpi=100)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._checks import is_integer
 from ..errors import DataError
 from .cells import Cell, run_cell
 from .executors import EXECUTORS, check_n_jobs, ray_session, run_cells
@@ -75,11 +76,21 @@ def check_out_dir(out: str | os.PathLike) -> Path:
 
 
 def expand_seeds(seeds: int | Sequence[int]) -> list[int]:
-    """The seeds of a run: a count N means seeds 0..N-1. A count is checked before it is expanded,
-    so that a huge one is refused with the range message instead of filling the memory."""
-    if isinstance(seeds, int) and not 0 < seeds <= 2**32:
-        raise DataError(f"seeds must be a positive count or seeds in [0, 2**32), got {seeds!r}")
-    return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    """The seeds of a run: a count N means seeds 0..N-1; a sequence lists them (repeats dropped). A count is
+    checked before it is expanded, so that a huge one is refused with the range message instead of filling
+    the memory. Booleans, text and fractions are refused: ``True`` would be one seed, ``"10"`` the seeds 1
+    and 0, ``[0.5]`` seed 0."""
+    if is_integer(seeds):
+        if not 0 < seeds <= 2**32:
+            raise DataError(f"seeds must be a positive count or seeds in [0, 2**32), got {seeds!r}")
+        return list(range(int(seeds)))
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise DataError(f"seeds must be a positive count (e.g. 10) or a sequence of integer seeds "
+                        f"(e.g. [0, 3]), got {seeds!r}")
+    seeds = list(seeds)
+    if not all(is_integer(s) for s in seeds):
+        raise DataError(f"seeds must be integers in [0, 2**32), got {seeds!r}")
+    return list(dict.fromkeys(int(s) for s in seeds))
 
 
 def _check_table(name: str, X, y, task: str, path: Path | None, test_size: float | None) -> None:
@@ -121,6 +132,8 @@ def resolve_datasets(data_dir: str | os.PathLike | None, names: Sequence[str] | 
     from ..datasets import available, cache_dir, default_data_dir, find_file, get_info, load
 
     folder = Path(data_dir) if data_dir is not None else default_data_dir()
+    if isinstance(names, str):  # one name, not its letters
+        names = [names]
     if names is None or len(names) == 0:
         names = available(folder)
         if not names:
@@ -157,6 +170,11 @@ def _drop_keys(path: Path, keys: set[tuple]) -> None:
     os.replace(tmp, path)
 
 
+def _group(key: tuple) -> tuple:
+    """A cell key without its seed (dataset, model, structure, protocol): the cells of one report row."""
+    return key[:3] + key[4:]
+
+
 @contextlib.contextmanager
 def open_results(out: str | os.PathLike, expected: dict[tuple, str], *, retry_errors: bool = False,
                  replace: Collection[tuple] = ()) -> Iterator[ResultStore]:
@@ -177,14 +195,21 @@ def open_results(out: str | os.PathLike, expected: dict[tuple, str], *, retry_er
         # data file) are always recomputed, the others under retry_errors.
         drop = {key for key in errors
                 if retry_errors or key in replace or store.get(key).get("settings_hash") != expected[key]}
-        stale = [(key, store.get(key).get("settings_hash")) for key in done
+        stale = [(key, store.get(key).get("settings_hash"), expected[key]) for key in done
                  if key not in errors and store.get(key).get("settings_hash") != expected[key]]
+        # A cell's settings hash does not depend on its seed: finished cells of other seeds of this grid's
+        # (dataset, model, structure, protocol) with another hash would be averaged with this run's cells
+        # in one report row (e.g. seeds 0-2 trained for 100 epochs and seed 3 for 5).
+        groups = {_group(key): digest for key, digest in expected.items()}
+        stale += [(key, record.get("settings_hash"), groups[_group(key)]) for record in store
+                  if (key := cell_key(record)) not in expected and record.get("status") == "ok"
+                  and _group(key) in groups and record.get("settings_hash") != groups[_group(key)]]
         if stale:
-            key, old = stale[0]
+            key, old, new = stale[0]
             raise DataError(
                 f"{len(stale)} finished cell(s) in {store.path} were computed with other settings or other data "
                 f"than this run's (e.g. {dict(zip(('dataset', 'model', 'structure', 'seed', 'protocol'), key, strict=True))}: "
-                f"settings {old} there, {expected[key]} now). Use another --out folder (for a variant of "
+                f"settings {old} there, {new} now). Use another --out folder (for a variant of "
                 f"a finished run: another --out, with --reuse {Path(out)} to copy the unchanged cells), "
                 f"or delete those lines to recompute them")
         if drop:

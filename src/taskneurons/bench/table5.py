@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._checks import is_integer
+from ..errors import DataError
 from .protocols import resolve_protocol
 from .runner import (
     Progress,
@@ -53,11 +55,14 @@ def run_table5(
     """
     start = time.perf_counter()
     settings = resolve_protocol(protocol)
-    check_run_options(n_jobs, [int(seed)])
+    if not is_integer(seed):  # True or 1.5 would silently be seed 1
+        raise DataError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    seed = int(seed)
+    check_run_options(n_jobs, [seed])
     out = check_out_dir(out)
     folder = None if data_dir is None else str(Path(data_dir).resolve())
     specs = resolve_datasets(folder, datasets, test_size=settings["test_size"])
-    cells = [vsr_cell(spec, int(seed), settings, folder) for spec in specs]
+    cells = [vsr_cell(spec, seed, settings, folder) for spec in specs]
     expected = {cell.key: cell.settings_hash for cell in cells}
     progress = Progress()
     with executor_session(executor, n_jobs, address), open_results(out, expected, retry_errors=retry_errors) as store:
@@ -72,6 +77,6 @@ def run_table5(
         report_path = build_report(out, paper_dir=paper_dir)
         if console is not None:
             print_table5(console, out, protocol=settings["name"], paper_dir=paper_dir,
-                         datasets=[s.name for s in specs], seeds=[int(seed)])
+                         datasets=[s.name for s in specs], seeds=[seed])
     return finish_run(out, n_cells=len(expected), n_computed=progress.computed, n_skipped=n_done_before,
                       n_errors=n_errors, report=report_path, start=start, console=console, unit="datasets")

@@ -413,7 +413,7 @@ def _not_found(name: str, info: DatasetInfo | None, folder: Path | None, why: st
               else "no data folder was given (pass data_dir=... or set $TASKNEURONS_DATA); looked")
     return DataError(
         f"Dataset {name!r} was not found: {looked} in the download cache "
-        f"{_cache_datasets_dir()}; {why}. Put the data at {Path(where).resolve() / (stem + '.csv')} "
+        f"{_cache_datasets_dir()}; {why}{'' if why.endswith('?') else '.'} Put the data at {Path(where).resolve() / (stem + '.csv')} "
         f"(or {stem}.csv.gz / {stem}.parquet: a header row, one row per sample, the target in the "
         f"last column)."
     )

@@ -212,8 +212,9 @@ def test_a_pareto_front_with_an_exact_fit_keeps_it_visible():
 def test_plot_history_takes_a_training_result_and_plot_response_checks_its_input(xy):
     result = fit_module(_net(), *xy, max_epochs=3, validation_data=xy)
     _, (ax,) = plots.new_figure(1)
-    plots.plot_history(ax, {"net": result})
+    plots.plot_history(ax, {"net": result, "columns": {"valid_loss": [0.3, 0.2]}})
     assert len(ax.lines[0].get_ydata()) == 3
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), [0.3, 0.2])
     with pytest.raises(ValueError, match="mapping label -> formula"):
         plots.plot_response(ax, ["x**2"])
     with pytest.raises(ValueError, match="finite low < high"):

@@ -30,7 +30,7 @@ def _mixed_frame(n=90):
     return frame, labels
 
 
-@pytest.mark.parametrize("activation", ["ReLU", "leaky-relu", " Tanh"])
+@pytest.mark.parametrize("activation", ["ReLU", "leaky-relu", "LeakyReLU", " Tanh"])
 def test_activation_names_fit_accepts_save_and_load(tmp_path, activation):
     # make_activation reads "ReLU" as relu; load() refused the file it had just written
     X = np.random.default_rng(0).normal(size=(40, 2))

@@ -13,6 +13,7 @@ from torch.func import functional_call, grad, hessian, jacfwd, jacrev, vmap
 
 from taskneurons.errors import NumericalError
 from taskneurons.nn import FactoredTaskLinear, MixedTaskLinear, TaskLinear, TaskMLP, count_parameters
+from taskneurons.nn.mlp import make_activation
 
 D = torch.float64
 
@@ -301,3 +302,13 @@ def test_a_forward_on_meta_tensors_infers_the_output_shape():
             assert out.shape == (2, 7, 3) and out.device.type == "meta"
         with pytest.raises(ValueError, match="has torch.float32 parameters but got a torch.float64 input"):
             modules[0](torch.empty(2, 4, dtype=D))
+
+
+@pytest.mark.parametrize("spelling", ["leaky_relu", "leaky-relu", "LeakyReLU", " Leaky_ReLU "])
+def test_activation_names_ignore_case_spaces_hyphens_and_underscores(spelling):
+    assert isinstance(make_activation(spelling), torch.nn.LeakyReLU)
+
+
+def test_an_unknown_activation_name_is_refused_with_the_names():
+    with pytest.raises(ValueError, match="unknown activation 'leaky'; use one of relu, sigmoid"):
+        make_activation("leaky")

@@ -296,7 +296,7 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
     from .formula import Formula
     from .nn import TERM_WEIGHTS, TaskMLP
     from .nn.layer import BASES
-    from .nn.mlp import ACTIVATIONS
+    from .nn.mlp import ACTIVATIONS, activation_name
     from .preprocessing import TabularEncoder, TargetScaler
 
     classes = _estimator_classes()
@@ -391,8 +391,8 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]):
     activation = fitted.get("activation", params.get("activation", "relu"))
     basis = fitted.get("basis", params.get("basis", "terms"))
     for where, value in (("fitted", activation), ("params", params.get("activation", "relu"))):
-        # spelled as fit accepted it ("ReLU", "leaky-relu"): make_activation reads it so
-        if not isinstance(value, str) or value.strip().lower().replace("-", "_") not in ACTIVATIONS:
+        # spelled as fit accepted it ("ReLU", "leaky-relu"): read as make_activation reads it
+        if not isinstance(value, str) or activation_name(value) is None:
             raise ModelFileError(f"unknown activation {value!r} ({where}) in the model file; the activations "
                                  f"are {', '.join(ACTIVATIONS)}")
     for where, value in (("fitted", basis), ("params", params.get("basis", "auto"))):

@@ -88,8 +88,9 @@ def plot_history(ax, histories: Mapping[str, object], *, column: str = "valid_lo
                  title: str = "training curves") -> None:
     """Per-epoch ``column`` (e.g. validation loss) for several fitted models.
 
-    Each history is an estimator's ``history_`` frame, or the :class:`~taskneurons.training.History`
-    (or the whole ``TrainingResult``) that :func:`~taskneurons.training.fit_module` returns. A history
+    Each history is an estimator's ``history_`` frame, the :class:`~taskneurons.training.History`
+    (or the whole ``TrainingResult``) that :func:`~taskneurons.training.fit_module` returns, or a
+    mapping of column names to per-epoch values. A history
     without values of ``column`` (trained without validation data) shows its ``train_loss``. The y axis
     is logarithmic when every value drawn is positive, linear otherwise (e.g. an r2 metric below 0).
     """
@@ -98,6 +99,10 @@ def plot_history(ax, histories: Mapping[str, object], *, column: str = "valid_lo
     for label, history in histories.items():
         if isinstance(getattr(history, "history", None), list):  # a TrainingResult: its History
             history = history.history
+        if isinstance(history, Mapping):  # columns given as lists, e.g. {"valid_loss": [...]}
+            import pandas as pd
+
+            history = pd.DataFrame(history)
         if isinstance(history, list):  # a training.History: a list of per-epoch records
             from .training import History
 

@@ -21,7 +21,7 @@ from .init import as_generator
 from .layer import BASES, TaskLinear, _check_width, check_bias
 from .mixed import MixedTaskLinear, check_linear_inputs
 
-__all__ = ["TaskMLP", "ACTIVATIONS", "NORMS", "TERM_WEIGHTS", "make_activation", "count_parameters",
+__all__ = ["TaskMLP", "ACTIVATIONS", "activation_name", "NORMS", "TERM_WEIGHTS", "make_activation", "count_parameters",
            "match_parameters"]
 
 #: Activation names TaskMLP understands (case-insensitive) -> module class.
@@ -48,6 +48,13 @@ FormulaSpec = str | Formula | Mapping[str, Any]
 _LINEAR = Formula("x")
 
 
+def activation_name(text: str) -> str | None:
+    """The :data:`ACTIVATIONS` key a spelling stands for, or None: case, spaces, ``-`` and ``_`` do not
+    matter ("ReLU", "leaky-relu", "LeakyReLU" and "leaky_relu" are all names fit and load accept)."""
+    key = text.strip().lower().replace("-", "").replace("_", "")
+    return next((name for name in ACTIVATIONS if name.replace("_", "") == key), None)
+
+
 def make_activation(spec: str | type[nn.Module] | nn.Module) -> nn.Module:
     """A fresh activation module from a name in :data:`ACTIVATIONS`, a module class or an instance.
 
@@ -55,8 +62,8 @@ def make_activation(spec: str | type[nn.Module] | nn.Module) -> nn.Module:
     an activation's parameters (e.g. ``nn.PReLU``'s slope).
     """
     if isinstance(spec, str):
-        key = spec.strip().lower().replace("-", "_")
-        if key not in ACTIVATIONS:
+        key = activation_name(spec)
+        if key is None:
             raise ValueError(f"unknown activation {spec!r}; use one of {', '.join(ACTIVATIONS)}, an "
                              "nn.Module class or an nn.Module instance")
         return ACTIVATIONS[key]()

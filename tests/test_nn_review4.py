@@ -54,6 +54,8 @@ def _layer_and_reference(term: str):
     return layer, c, w_term, w_x
 
 
+# torch.func's forward-mode rules script helpers with the deprecated torch.jit.script (torch's own warning)
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("term", list(_TERMS))
 def test_input_derivatives_of_every_torch_func_transform_match_the_formula(term):
     import torch.autograd.forward_ad as fwAD

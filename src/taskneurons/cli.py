@@ -167,40 +167,36 @@ def _check_text_columns(frame, path: Path, target) -> None:
     one-hot encoding would turn into one column per row."""
     import pandas as pd
 
-    # a text column with more distinct values than MAX_NUMERIC_CATEGORIES and than half its rows is no set of
-    # categories, as the input encoder judges a mostly numeric column
-    from .preprocessing import MAX_NUMERIC_CATEGORIES, decorated_numbers
+    from .preprocessing import MAX_NUMERIC_CATEGORIES, decorated_numbers, numbers_with_markers, parse_numbers
 
     n = len(frame)
     for name in frame.columns:
-        dtype = frame[name].dtype
-        if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype) \
-                or isinstance(dtype, pd.CategoricalDtype):
-            continue
-        present = frame[name].dropna()
-        text = present.astype(str).str.strip()
-        numbers = pd.to_numeric(text, errors="coerce")
-        is_text = numbers.isna()
-        if present.empty or not is_text.any():
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column.dtype) or isinstance(column.dtype, pd.CategoricalDtype):
+            continue  # numbers, booleans, or categories the file's reader declared
+        values, text = parse_numbers(column)
+        if not text.any():
             continue  # missing values only, or numbers stored as objects: both handled later
-        first = is_text.idxmax()
-        where = _row(int(frame.index.get_loc(first)))
-        if decorated_numbers(text):
+        first = np.flatnonzero(text)[0]
+        where = _row(int(first))
+        if decorated_numbers(column[text].astype(str).str.strip()):
             raise DataError(f"column {str(name)!r} of {path} holds numbers written as text, such as "
-                            f"{present[first]!r} ({where}): thousands separators, decimal commas, currency and "
-                            "percent signs are not read as numbers; write plain numbers such as 1234.5 "
+                            f"{column.iloc[first]!r} ({where}): thousands separators, decimal commas, currency "
+                            "and percent signs are not read as numbers; write plain numbers such as 1234.5 "
                             "('.' for decimals, no separators or signs)")
-        n_text = int(is_text.sum())
-        if len(present) - n_text > n_text and numbers.nunique() > min(MAX_NUMERIC_CATEGORIES, n / 2):
-            values = ", ".join(repr(v) for v in text[is_text].unique()[:3])
-            raise DataError(f"column {str(name)!r} of {path} holds numbers but also the text {values} in {n_text} "
-                            f"row(s) (first: {where}); if those mark missing values, leave the cells empty and "
-                            "pass --dropna, otherwise replace them by numbers")
-        n_distinct = present.nunique()
+        if numbers_with_markers(values, text):
+            shown = ", ".join(repr(v) for v in column[text].astype(str).str.strip().unique()[:3])
+            raise DataError(f"column {str(name)!r} of {path} holds numbers but also the text {shown} in "
+                            f"{int(text.sum())} row(s) (first: {where}); if those mark missing values, leave the "
+                            "cells empty and pass --dropna, otherwise replace them by numbers")
+        # a text column with more distinct values than MAX_NUMERIC_CATEGORIES and than half its rows is no
+        # set of categories: an identifier, a date or free text
+        n_distinct = column.nunique()
         if name != target and n_distinct > max(MAX_NUMERIC_CATEGORIES, n / 2):
             raise DataError(f"column {str(name)!r} of {path} holds {n_distinct} different text values in {n} rows, "
-                            f"such as {present.iloc[0]!r}: an identifier, a date or free text, which would become "
-                            "one feature per value; remove the column from the table, or convert it to numbers")
+                            f"such as {column.dropna().iloc[0]!r}: an identifier, a date or free text, which would "
+                            "become one feature per value; remove the column from the table, or convert it to "
+                            "numbers")
 
 
 def _read_frame(path: Path, min_columns: int = 2):

@@ -35,7 +35,13 @@ from .formula import Formula
 from .nn.layer import BASES
 from .nn.mlp import TERM_WEIGHTS, make_activation
 from .preprocessing import CATEGORICAL_ENCODINGS, SCALINGS, TabularEncoder, TargetScaler, _is_dataframe
-from .training import OPTIMIZERS, check_early_stopping, check_learning_rate, resolve_device
+from .training import (
+    check_early_stopping,
+    check_learning_rate,
+    check_optimizer_name,
+    check_weight_decay,
+    resolve_device,
+)
 
 __all__ = ["TaskNeuronRegressor", "TaskNeuronClassifier"]
 
@@ -223,11 +229,9 @@ class _TaskNeuronBase(BaseEstimator):
         # fit_module and TaskMLP check these too, but only after discovery (which may take minutes)
         check_learning_rate(self.learning_rate)
         check_early_stopping(self.validation_fraction, self.patience)
-        if not (is_real(self.weight_decay) and 0 <= self.weight_decay < np.inf):
-            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
-        if isinstance(self.optimizer, str) and self.optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; use one of {sorted(OPTIMIZERS)}, a "
-                             "torch.optim.Optimizer class or a factory")
+        check_weight_decay(self.weight_decay)
+        if isinstance(self.optimizer, str):
+            check_optimizer_name(self.optimizer)
         make_activation(self.activation)
         resolve_device(self.device)
         clip = self.input_clip

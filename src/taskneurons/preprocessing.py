@@ -58,7 +58,7 @@ def decorated_numbers(texts) -> bool:
     return bool(len(texts)) and bool(pd.to_numeric(stripped, errors="coerce").notna().all())
 
 
-def _parse_numbers(series) -> tuple[np.ndarray, np.ndarray]:
+def parse_numbers(series) -> tuple[np.ndarray, np.ndarray]:
     """The column's values as float64 (missing values and text as NaN), and a mask of the values
     that are text rather than numbers ("?", "n/a"; not missing values, not the text "nan").
 
@@ -85,6 +85,15 @@ def _parse_numbers(series) -> tuple[np.ndarray, np.ndarray]:
     return values, text
 
 
+def numbers_with_markers(values: np.ndarray, text: np.ndarray) -> bool:
+    """Whether a column, as :func:`parse_numbers` reads it, is mostly numbers -- more than its text
+    values, with more distinct ones than ``MAX_NUMERIC_CATEGORIES`` or than half the values -- plus a
+    few text values such as "?": almost always missing-value markers, not a set of categories."""
+    found = values[~np.isnan(values)]
+    n_distinct = len(np.unique(found))
+    return len(found) > text.sum() and n_distinct > min(MAX_NUMERIC_CATEGORIES, (len(found) + text.sum()) / 2)
+
+
 def _describe_text(series, text: np.ndarray) -> tuple[str, list[str]]:
     """"the text values '?', 'n/a' (3 of 300 rows, first at index 5)" and the most common values."""
     counts = series[text].astype(str).value_counts()
@@ -101,7 +110,7 @@ def _holds_categories(series, name: str) -> bool:
     """Fit: whether a column is encoded as categories (True) or used as numbers (False).
 
     Categorical dtypes are categories, even of numbers (the user declared them). Other non-numeric
-    columns are numbers when every value is one (see :func:`_parse_numbers`), and categories when
+    columns are numbers when every value is one (see :func:`parse_numbers`), and categories when
     they hold text -- except a column of mostly numbers with many distinct ones and a few text
     values such as "?": one-hot encoding would make one category per distinct number (hundreds of
     columns, none of them seen again at prediction time) and silently lose the feature. That is
@@ -113,7 +122,7 @@ def _holds_categories(series, name: str) -> bool:
         return False
     if isinstance(series.dtype, pd.CategoricalDtype):
         return True
-    values, text = _parse_numbers(series)
+    values, text = parse_numbers(series)
     if not text.any():
         return False
     if decorated_numbers(series[text].astype(str)):
@@ -123,10 +132,9 @@ def _holds_categories(series, name: str) -> bool:
                         "column would be one-hot encoded with one category per value; write plain numbers (e.g. "
                         f"frame[{name!r}].str.replace(',', '').astype(float)), or convert it with "
                         ".astype('category') to encode it as categories on purpose")
-    found = values[~np.isnan(values)]
-    n_distinct = len(np.unique(found))
-    if len(found) > text.sum() and n_distinct > min(MAX_NUMERIC_CATEGORIES, (len(found) + text.sum()) / 2):
+    if numbers_with_markers(values, text):
         described, shown = _describe_text(series, text)
+        n_distinct = len(np.unique(values[~np.isnan(values)]))
         raise DataError(f"column {name!r} holds numbers ({n_distinct} distinct) except for {described}. As text it "
                         "would be one-hot encoded with one category per distinct number and lose its meaning. "
                         "Replace those values by numbers, or mark them missing (e.g. pd.read_csv(..., "
@@ -142,7 +150,7 @@ def _column_numbers(series, name: str) -> np.ndarray:
     """
     if not _is_categorical_column(series):
         return series.to_numpy(dtype=float, na_value=np.nan)
-    values, text = _parse_numbers(series)
+    values, text = parse_numbers(series)
     if text.any():
         described, _ = _describe_text(series, text)
         raise DataError(f"column {name!r} holds {described}, but it held numbers in fit; replace them by "

@@ -278,8 +278,7 @@ def make_optimizer(optimizer: str | type[torch.optim.Optimizer] | Callable[..., 
     if clashing:
         raise ValueError(f"optimizer options {clashing} are set by the learning_rate= and weight_decay= "
                          "arguments (and the module's parameters); pass them there, not as optimizer options.")
-    if not (is_real(weight_decay) and 0 <= weight_decay < math.inf):
-        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}.")
+    check_weight_decay(weight_decay)
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("the module has no trainable parameters (none with requires_grad=True).")
@@ -287,10 +286,8 @@ def make_optimizer(optimizer: str | type[torch.optim.Optimizer] | Callable[..., 
         raise ValueError("pass an optimizer name, class or factory, not an optimizer instance: "
                          "fit_module builds it for the module's parameters.")
     if isinstance(optimizer, str):
+        check_optimizer_name(optimizer)
         key = optimizer.lower()
-        if key not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZERS)}, "
-                             "a torch.optim.Optimizer class or a factory.")
         cls, defaults = OPTIMIZERS[key]
         options = {**defaults, **kwargs}
         try:
@@ -930,6 +927,19 @@ def check_learning_rate(learning_rate: Any) -> None:
     """Refuse a learning rate that is not a positive, finite real number (booleans and text included)."""
     if not (is_real(learning_rate) and 0 < learning_rate < math.inf):
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}.")
+
+
+def check_weight_decay(weight_decay: Any) -> None:
+    """Refuse a weight decay that is not a finite real number >= 0 (booleans and text included)."""
+    if not (is_real(weight_decay) and 0 <= weight_decay < math.inf):
+        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}.")
+
+
+def check_optimizer_name(optimizer: str) -> None:
+    """Refuse an optimizer name that is not in :data:`OPTIMIZERS` (any case)."""
+    if optimizer.lower() not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZERS)}, "
+                         "a torch.optim.Optimizer class or a factory.")
 
 
 def check_early_stopping(validation_fraction: Any, patience: Any) -> None:

@@ -223,9 +223,11 @@ def _run_ray(payloads, function, handle, n_jobs, address) -> None:
                 done, pending = ray.wait(pending, num_returns=1)
                 for ref in done:
                     pending += [remote.remote(function, p) for p in handle(ray.get(ref))]
-        except ray.exceptions.RayError as exc:
+        except BaseException as exc:
             for ref in pending:
                 ray.cancel(ref, force=True)
+            if not isinstance(exc, ray.exceptions.RayError):
+                raise
             # As the local pool's BrokenProcessPool: one line, and the finished cells are kept.
             cause = getattr(exc, "cause", None)
             what = (f"a Ray task failed ({type(cause).__name__}: {cause})" if isinstance(exc, ray.exceptions.RayTaskError)
@@ -233,7 +235,3 @@ def _run_ray(payloads, function, handle, n_jobs, address) -> None:
                     "memory?)")
             raise WorkerError(f"{what}; the cells finished so far are saved, run the same command again to "
                               "resume") from None
-        except BaseException:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            raise
